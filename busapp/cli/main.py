@@ -1,0 +1,82 @@
+"""``busapp-cli``: the app's analysis from a terminal, one JSON object per image on stdout.
+
+    busapp-cli predict [--mask-dir DIR] IMAGE...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from busapp import DISCLAIMER, __version__
+
+
+def unique_mask_path(mask_dir: Path, source: Path, taken: set[Path]) -> Path:
+    """``DIR/<image name>.png``; a second input with the same name gets ``<name>-2.png`` etc."""
+    path = mask_dir / f"{source.stem}.png"
+    n = 2
+    while path in taken:
+        path = mask_dir / f"{source.stem}-{n}.png"
+        n += 1
+    taken.add(path)
+    return path
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from busapp.core.atomic import save_mask_png
+    from busapp.core.imageio import ImageLoadError, load_image
+    from busapp.core.model_bundle import ModelBundleError
+    from busapp.core.predictor import Predictor
+
+    try:
+        predictor = Predictor(args.model, num_threads=args.threads)
+    except ModelBundleError as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        return 2
+    if args.mask_dir:
+        args.mask_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    taken: set[Path] = set()
+    for name in args.images:
+        path = Path(name)
+        record: dict = {"file": str(path)}
+        try:
+            image = load_image(path)
+            pred = predictor.predict(image.frame(0))
+            record.update(pred.to_json())
+            if args.mask_dir:
+                mask_path = unique_mask_path(args.mask_dir, path, taken)
+                save_mask_png(mask_path, pred.mask)
+                record["mask"] = str(mask_path)
+        except ImageLoadError as e:
+            failures += 1
+            record["error"] = str(e)
+        except Exception as e:  # one bad file must not stop the others
+            failures += 1
+            record["error"] = f"{path.name}: analysis failed ({type(e).__name__}: {e})"
+        print(json.dumps(record), flush=True)
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="busapp-cli", description=f"busapp {__version__}. {DISCLAIMER}")
+    p.add_argument("--version", action="version", version=f"busapp {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    pr = sub.add_parser("predict", help="classify images and write lesion masks; one JSON line per image")
+    pr.add_argument("images", nargs="+", help="image files")
+    pr.add_argument("--mask-dir", type=Path, help="write each predicted mask as DIR/<name>.png ({0,255}, input size)")
+    pr.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled model)")
+    pr.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    pr.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Run a model bundle with LiteRT: one image in, class probabilities and a lesion mask out.
+
+No TensorFlow, no Qt: the GUI worker, ``busapp-cli`` and the tests all call ``Predictor.predict``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from busapp.core.model_bundle import ModelBundle, ModelBundleError, load_bundle
+from busapp.core.preprocess import mask_from_output, preprocess
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    mask: np.ndarray = field(repr=False)  # bool, the size of the input image
+    model_name: str
+    model_version: str
+    low_confidence: bool
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.label]
+
+    def to_json(self) -> dict:
+        return {
+            "label": self.label,
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "low_confidence": self.low_confidence,
+            "model": {"name": self.model_name, "version": self.model_version},
+        }
+
+
+class Predictor:
+    """Owns one LiteRT interpreter. Not thread-safe across calls: one predictor per worker."""
+
+    def __init__(self, bundle_dir: Path | None = None, num_threads: int = 2, verify: bool = True) -> None:
+        self.bundle: ModelBundle = load_bundle(bundle_dir, verify=verify)
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as e:  # pragma: no cover - packaging error
+            raise ModelBundleError("The LiteRT runtime (ai-edge-litert) is not installed.") from e
+        try:
+            self._interpreter = Interpreter(model_path=str(self.bundle.file("tflite")), num_threads=num_threads)
+            self._runner = self._interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as e:
+            raise ModelBundleError(f"The model file could not be loaded by LiteRT ({e}).") from e
+        self._lock = threading.Lock()
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model input (size, size, 1) float32 -> (mask probability (size, size), class probabilities (3,))."""
+        with self._lock:
+            out = self._runner(image=np.ascontiguousarray(x[None], np.float32))
+        return out["mask"][0, :, :, 0].copy(), out["probs"][0].copy()
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        """A decoded image (2-D grey or HxWx3/4 colour, any bit depth) -> Prediction."""
+        b = self.bundle
+        x, lb = preprocess(image, b.input_size)
+        mask_prob, probs = self.run(x)
+        probs = probs.astype(float)
+        k = int(np.argmax(probs))
+        return Prediction(
+            label=b.classes[k],
+            probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
+            mask=mask_from_output(mask_prob, lb, b.mask_threshold),
+            model_name=b.name,
+            model_version=b.version,
+            low_confidence=bool(probs[k] < b.low_confidence_below),
+        )

@@ -1,0 +1,100 @@
+"""``busapp-train``: from ``../shared/datasets/`` to a model bundle in ``models/``.
+
+    busapp-train split                 # (re)write the committed split file (only when data change)
+    busapp-train train [--epochs N]    # fit (resumable) + calibrate + export + evaluate + card
+    busapp-train fit / finalize        # the two halves of ``train``
+    busapp-train evaluate BUNDLE       # recompute a bundle's test metrics, compare with its card
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from busapp.training.data import SPLIT_FILE, default_data_root
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_BUNDLE = REPO / "models" / "busnet"
+DEFAULT_WORK = REPO / "build" / "train"
+
+
+def _setup_logging(work_dir: Path) -> None:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    root = logging.getLogger("busapp")
+    root.setLevel(logging.INFO)
+    for h in (logging.StreamHandler(sys.stderr), logging.FileHandler(work_dir / "train.log")):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from busapp.training.fit import FitConfig
+
+    p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate"])
+    p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate)")
+    p.add_argument("--data", type=Path, default=None, help="datasets folder (default ../shared/datasets or $BUSAPP_DATA)")
+    p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
+    p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="checkpoints, cache and logs")
+    p.add_argument("--split-file", type=Path, default=SPLIT_FILE)
+    p.add_argument("--epochs", type=int, default=FitConfig.epochs)
+    p.add_argument("--size", type=int, default=FitConfig.size)
+    p.add_argument("--batch-size", type=int, default=FitConfig.batch_size)
+    p.add_argument("--seed", type=int, default=FitConfig.seed)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
+    p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    data_root = args.data or default_data_root()
+
+    if args.command == "split":
+        from busapp.training.split import main as split_main
+
+        counts: dict[str, int] = {}
+        for s in split_main(args.split_file).values():
+            counts[s] = counts.get(s, 0) + 1
+        print(json.dumps(counts))
+        return 0
+
+    if args.command == "evaluate":
+        from busapp.training.finalize import evaluate_bundle
+
+        bundle = args.bundle or args.out
+        result = evaluate_bundle(bundle, data_root, args.split_file, n_boot=0)
+        card = json.loads((bundle / "card.json").read_text())
+        worst = 0.0
+        for k, v in result["metrics"].items():
+            ref = card["metrics"]["test"][k]["value"]
+            worst = max(worst, abs(v - ref))
+            print(f"{k:28s} {v:.4f}  card {ref:.4f}")
+        print(f"largest difference from the card: {worst:.4f}")
+        return 0 if worst <= 0.01 else 1
+
+    _setup_logging(args.work_dir)
+    from busapp.training.data import records_for
+
+    def split(name: str):
+        recs = records_for(name, data_root, args.split_file)
+        return recs[: args.limit] if args.limit else recs
+
+    cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, pretrained=not args.no_pretrained)
+    if args.command in ("train", "fit"):
+        from busapp.training.fit import fit
+
+        fit(split("train"), split("val"), data_root, args.work_dir, cfg)
+    if args.command in ("train", "finalize"):
+        from busapp.training.finalize import finalize
+
+        finalize(split("val"), split("test"), data_root, args.work_dir, args.out, cfg, args.split_file, args.bootstrap)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

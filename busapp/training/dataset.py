@@ -1,0 +1,76 @@
+"""Arrays and tf.data pipelines for training: preprocessed once, cached, augmented on the fly."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from busapp.core.preprocess import mask_to_input, preprocess, scale_intensity
+from busapp.training.data import Record, load_image, load_mask
+
+# The value a letterbox pad pixel has after intensity scaling. Geometric augmentation fills
+# with it, so a rotated image's new corners look like padding, not like mid-grey tissue.
+PAD_VALUE = float(scale_intensity(np.zeros(1, np.uint8))[0])
+
+
+def build_arrays(data_root: Path, records: list[Record], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x: (N, size, size, 1) float32 model inputs; m: (N, size, size, 1) {0,1}; y: (N,) class index."""
+    xs = np.empty((len(records), size, size, 1), np.float32)
+    ms = np.empty((len(records), size, size, 1), np.float32)
+    for i, rec in enumerate(records):
+        img = load_image(data_root, rec)
+        x, lb = preprocess(img, size)
+        xs[i] = x
+        ms[i, :, :, 0] = mask_to_input(load_mask(data_root, rec, img.shape), lb)
+    ys = np.array([r.label_index for r in records], np.int32)
+    return xs, ms, ys
+
+
+def cached_arrays(data_root: Path, records: list[Record], size: int, cache_dir: Path):
+    key = hashlib.sha256(("|".join(r.key for r in records) + f"|{size}").encode()).hexdigest()[:16]
+    path = cache_dir / f"arrays_{size}_{key}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return z["x"], z["m"], z["y"]
+    x, m, y = build_arrays(data_root, records, size)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, x=x, m=m, y=y)
+    tmp.replace(path)
+    return x, m, y
+
+
+def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int):
+    import keras
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, m, tf.one_hot(y, 3)))
+    if training:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    if training:
+        rotate = keras.layers.RandomRotation(0.04, fill_mode="constant", fill_value=0.0, seed=seed)
+        zoom = keras.layers.RandomZoom((-0.15, 0.15), fill_mode="constant", fill_value=0.0, seed=seed + 1)
+        shift = keras.layers.RandomTranslation(0.06, 0.06, fill_mode="constant", fill_value=0.0, seed=seed + 2)
+        flip = keras.layers.RandomFlip("horizontal", seed=seed + 3)
+
+        def augment(xb, mb, yb):
+            # Image and mask go through the same geometric transform as two channels of one
+            # tensor; the image is shifted so that the fill value 0 means "padding".
+            both = tf.concat([xb - PAD_VALUE, mb], axis=-1)
+            both = shift(zoom(rotate(flip(both, training=True), training=True), training=True), training=True)
+            xb, mb = both[..., :1] + PAD_VALUE, tf.cast(both[..., 1:] > 0.5, tf.float32)
+            n = tf.shape(xb)[0]
+            contrast = tf.random.uniform((n, 1, 1, 1), 0.8, 1.25)
+            brightness = tf.random.uniform((n, 1, 1, 1), -0.12, 0.12)
+            inside = tf.cast(xb > PAD_VALUE + 1e-3, tf.float32)  # leave the padding black
+            xb = xb * contrast + brightness * inside
+            xb = tf.clip_by_value(xb, PAD_VALUE, 1.0)
+            return xb, {"mask_logits": mb, "class_logits": yb}
+
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        ds = ds.map(lambda xb, mb, yb: (xb, {"mask_logits": mb, "class_logits": yb}))
+    return ds.prefetch(tf.data.AUTOTUNE)

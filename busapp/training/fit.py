@@ -1,0 +1,142 @@
+"""Fitting busnet: losses, the validation callback and a resumable ``fit``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from busapp.training.data import Record
+from busapp.training.metrics import macro_f1
+
+log = logging.getLogger("busapp.training")
+
+
+@dataclass
+class FitConfig:
+    size: int = 224
+    epochs: int = 36
+    batch_size: int = 16
+    learning_rate: float = 6e-4
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.05
+    seed: int = 20261124
+    pretrained: bool = True
+    frozen_blocks: int = 3
+
+
+def dice_loss(y_true, y_logits):
+    """Soft Dice over the whole batch: normal images (empty masks) still count through the
+    false-positive pixels they add, and never divide by zero on their own."""
+    from keras import ops
+
+    p = ops.sigmoid(y_logits)
+    inter = ops.sum(p * y_true)
+    return 1.0 - (2.0 * inter + 1.0) / (ops.sum(p) + ops.sum(y_true) + 1.0)
+
+
+def mask_loss(y_true, y_logits):
+    from keras import ops
+
+    bce = ops.mean(ops.binary_crossentropy(y_true, y_logits, from_logits=True))
+    return bce + dice_loss(y_true, y_logits)
+
+
+def predict_logits(model, x: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    masks, logits = [], []
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size], training=False)
+        masks.append(np.asarray(out["mask_logits"]))
+        logits.append(np.asarray(out["class_logits"]))
+    return np.concatenate(masks), np.concatenate(logits)
+
+
+def validation_score(model, x: np.ndarray, m: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Macro-F1 and lesion Dice (at model resolution) on the validation set; their sum selects
+    the checkpoint we keep."""
+    mask_logits, logits = predict_logits(model, x)
+    pred = (mask_logits > 0)[..., 0]
+    truth = m[..., 0] > 0.5
+    lesion = y > 0
+    inter = (pred & truth).sum(axis=(1, 2))
+    dice = 2 * inter / np.maximum(pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2)), 1)
+    f1 = macro_f1(y, logits.argmax(axis=1))
+    acc = float((logits.argmax(axis=1) == y).mean())
+    d = float(dice[lesion].mean())
+    return {"val_macro_f1": f1, "val_accuracy": acc, "val_dice": d, "val_score": f1 + d}
+
+
+def fit(records_train: list[Record], records_val: list[Record], data_root: Path, work_dir: Path, cfg: FitConfig):
+    """Train, resuming from ``work_dir`` if a previous run was interrupted. Returns the model with
+    the best validation weights loaded."""
+    import keras
+
+    from busapp.training.dataset import cached_arrays, make_tf_dataset
+    from busapp.training.model import build_busnet
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    (work_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    t0 = time.time()
+    xt, mt, yt = cached_arrays(data_root, records_train, cfg.size, work_dir / "cache")
+    xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+    log.info("data: %d train, %d val images at %d px (%.0f s)", len(xt), len(xv), cfg.size, time.time() - t0)
+
+    model = build_busnet(cfg.size, pretrained=cfg.pretrained, frozen_blocks=cfg.frozen_blocks)
+    steps = max(1, len(xt) // cfg.batch_size)
+    warmup = min(cfg.warmup_epochs * steps, max(0, cfg.epochs * steps - 1))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.learning_rate * 0.05,
+        decay_steps=max(1, cfg.epochs * steps - warmup),
+        warmup_target=cfg.learning_rate,
+        warmup_steps=warmup,
+        alpha=0.02,
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
+        loss={
+            "mask_logits": mask_loss,
+            "class_logits": keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
+        },
+        metrics={"class_logits": [keras.metrics.CategoricalAccuracy(name="acc")]},
+    )
+
+    best_path = work_dir / "best.weights.h5"
+    state_path = work_dir / "best.json"
+
+    class KeepBest(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            score = validation_score(self.model, xv, mv, yv)
+            best = json.loads(state_path.read_text()) if state_path.exists() else {"val_score": -1}
+            line = " ".join(f"{k}={v:.4f}" for k, v in score.items())
+            if score["val_score"] > best["val_score"]:
+                tmp = work_dir / "best.tmp.weights.h5"
+                self.model.save_weights(tmp)
+                tmp.replace(best_path)
+                state_path.write_text(json.dumps({"epoch": epoch + 1, **score}, indent=2))
+                line += " (best)"
+            log.info("epoch %d: %s", epoch + 1, line)
+            if logs is not None:
+                logs.update(score)
+
+    callbacks = [
+        KeepBest(),  # before the backup, so a resumed run never loses a best checkpoint
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
+    ]
+    model.fit(
+        make_tf_dataset(xt, mt, yt, cfg.batch_size, True, cfg.seed),
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,  # a bar on a terminal, a line per epoch in a log
+    )
+    model.load_weights(best_path)
+    log.info("fit done in %.0f s; best %s", time.time() - t0, state_path.read_text().replace("\n", " "))
+    return model

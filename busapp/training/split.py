@@ -1,0 +1,73 @@
+"""Train / validation / test split by duplicate group, stratified by label, written to a CSV.
+
+Whole duplicate groups go to one split, so no near-duplicate of a test image is ever trained on.
+Groups filed under more than one label (BUSI's cross-class duplicates) are label noise: we do not
+know which label is right, so they are excluded from training, tuning and evaluation alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from pathlib import Path
+
+from busapp.training.data import SPLIT_FILE, Record, conflicting_groups, read_all
+
+FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
+SEED = 20261124
+
+
+def make_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
+    """{record key: split}. Deterministic for a given seed and manifest content."""
+    noisy = conflicting_groups(records)
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)  # (dataset, label) -> groups
+    members: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        members[r.group].append(r)
+    for g in sorted(members):
+        if g in noisy:
+            continue
+        first = members[g][0]
+        groups[(first.dataset, first.label)].append(g)
+
+    rng = random.Random(seed)
+    assignment: dict[str, str] = {}
+    for stratum in sorted(groups):
+        gs = groups[stratum]
+        rng.shuffle(gs)
+        # Fill test and val to their share of *images* (groups differ in size), rest to train.
+        total = sum(len(members[g]) for g in gs)
+        target = {s: FRACTIONS[s] * total for s in ("test", "val")}
+        filled = {"test": 0, "val": 0}
+        for g in gs:
+            n = len(members[g])
+            split = "train"
+            for s in ("test", "val"):
+                if filled[s] + n / 2 <= target[s]:
+                    split = s
+                    filled[s] += n
+                    break
+            for r in members[g]:
+                assignment[r.key] = split
+    for g in noisy:
+        for r in members[g]:
+            assignment[r.key] = "excluded"
+    return assignment
+
+
+def write_split(assignment: dict[str, str], records: list[Record], path: Path = SPLIT_FILE) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["dataset", "id", "label", "dup_group", "split"])
+        for r in sorted(records, key=lambda r: r.key):
+            w.writerow([r.dataset, r.id, r.label, r.group.split(":", 1)[1], assignment[r.key]])
+    tmp.replace(path)
+
+
+def main(out: Path = SPLIT_FILE) -> dict[str, str]:
+    records = read_all()
+    assignment = make_split(records)
+    write_split(assignment, records, out)
+    return assignment
