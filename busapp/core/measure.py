@@ -1,0 +1,266 @@
+"""Lesion measurements from a predicted (or drawn) mask: area, calipers, depth-to-width ratio.
+
+Qt-free and numpy-only. What is computed, exactly:
+
+* **Which lesion.** The largest 8-connected component of the mask (most pixels; ties go to the one
+  met first in raster order), with its interior holes filled (background 4-connected to nothing
+  outside the component). Smaller blobs are ignored, so the numbers describe one lesion.
+* **Geometry of a pixel.** Each pixel is a square: pixel (row r, column c) covers x in [c, c+1],
+  y in [r, r+1]. Physical coordinates are x * col_mm, y * row_mm, so anisotropic spacing is exact.
+* **Area.** Pixel count of the filled component times row_mm * col_mm (or px²).
+* **Longest diameter.** The maximum Feret diameter of the component (union of its pixel squares),
+  i.e. the longest distance between two vertices of its convex hull, measured in physical space.
+* **Perpendicular diameter.** The longest chord of that convex hull perpendicular to the longest
+  diameter (a segment at right angles to it, from outline to outline, as a sonographer places the
+  second caliper pair). For an ellipse it is the minor axis. Where several chords tie (flat sides),
+  the one in the middle of the run is reported.
+* **Depth-to-width ratio.** Vertical extent (depth, rows) over horizontal extent (width, columns)
+  of the component's bounding box, both in physical units when spacing is known. > 1 means
+  "taller than wide", a BI-RADS sign of malignancy (probe assumed at the top of the image).
+
+Axis endpoints are returned in image pixel coordinates (x, y), ready to draw as calipers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LesionMeasurements:
+    area: float
+    area_unit: str  # "mm²" or "px²"
+    longest_diameter: float
+    perpendicular_diameter: float
+    unit: str  # "mm" or "px"
+    depth_to_width: float  # vertical (depth) extent / horizontal (width) extent
+    longest_axis: tuple[tuple[float, float], tuple[float, float]]  # (x, y) endpoints, image pixels
+    perpendicular_axis: tuple[tuple[float, float], tuple[float, float]]
+    spacing_source: str | None  # "DICOM Pixel Spacing", "user calibrated", ...; None in pixels
+
+    @property
+    def taller_than_wide(self) -> bool:
+        return self.depth_to_width > 1.0
+
+    @property
+    def calibrated(self) -> bool:
+        return self.unit == "mm"
+
+    def to_json(self) -> dict:
+        return {
+            "area": round(self.area, 4),
+            "area_unit": self.area_unit,
+            "longest_diameter": round(self.longest_diameter, 4),
+            "perpendicular_diameter": round(self.perpendicular_diameter, 4),
+            "unit": self.unit,
+            "depth_to_width": round(self.depth_to_width, 4),
+            "taller_than_wide": self.taller_than_wide,
+            "spacing_source": self.spacing_source,
+        }
+
+
+# --- connected components on row runs (no scipy) -------------------------------------------------
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal runs of True: (row, start, end) with end exclusive, in raster order."""
+    h, w = mask.shape
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask
+    d = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)  # row-major order pairs each start with its end
+    return rows, starts, ends
+
+
+def _components(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, eight: bool) -> np.ndarray:
+    """Component id (root run index) for every run, by union-find over overlapping runs of adjacent rows."""
+    n = len(rows)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    slack = 1 if eight else 0  # 8-connectivity also joins diagonal neighbours
+    row_first = np.searchsorted(rows, np.arange(int(rows.max()) + 2) if n else [0])
+    rl, sl, el = rows.tolist(), starts.tolist(), ends.tolist()
+    for i in range(n):
+        r = rl[i]
+        if r == 0:
+            continue
+        j, j_end = int(row_first[r - 1]), int(row_first[r])
+        for k in range(j, j_end):
+            if sl[k] < el[i] + slack and sl[i] < el[k] + slack:
+                a, b = find(i), find(k)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a bool mask (ties: first in raster order), holes filled."""
+    mask = np.asarray(mask, bool)
+    rows, starts, ends = _runs(mask)
+    if len(rows) == 0:
+        return np.zeros_like(mask)
+    comp = _components(rows, starts, ends, eight=True)
+    sizes = np.bincount(comp, weights=ends - starts)
+    best = int(np.argmax(sizes))  # argmax takes the first max: the lowest root = earliest in raster order
+    keep = comp == best
+    out = np.zeros_like(mask)
+    for r, s, e in zip(rows[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), strict=True):
+        out[r, s:e] = True
+    return _fill_holes(out)
+
+
+def _fill_holes(comp: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(comp)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)  # one px of background all around
+    crop[1:-1, 1:-1] = comp[y0:y1, x0:x1]
+    rows, starts, ends = _runs(~crop)
+    bg = _components(rows, starts, ends, eight=False)
+    outside = bg == bg[0]  # run 0 is the top padding row, which touches all outside background
+    filled = np.ones_like(crop)
+    for r, s, e in zip(rows[outside].tolist(), starts[outside].tolist(), ends[outside].tolist(), strict=True):
+        filled[r, s:e] = False
+    out = comp.copy()
+    out[y0:y1, x0:x1] = filled[1:-1, 1:-1]
+    return out
+
+
+# --- geometry --------------------------------------------------------------------------------------
+
+
+def _convex_hull(points: np.ndarray) -> np.ndarray:
+    """Andrew's monotone chain; integer points in, hull vertices counter-clockwise out (no repeats)."""
+    pts = sorted(set(map(tuple, points.tolist())))
+    if len(pts) <= 2:
+        return np.array(pts, float)
+
+    def cross(o, a, b) -> float:
+        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+    lower: list = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    upper: list = []
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    return np.array(lower[:-1] + upper[:-1], float)
+
+
+def _chord_at(s: float, hs: np.ndarray, ht: np.ndarray) -> tuple[float, float]:
+    """(t_min, t_max) where the line {s = const} crosses the convex polygon with vertices (hs, ht)."""
+    s0, s1 = hs, np.roll(hs, -1)
+    t0, t1 = ht, np.roll(ht, -1)
+    lo, hi = np.minimum(s0, s1), np.maximum(s0, s1)
+    eps = 1e-9 * max(1.0, float(np.abs(hs).max()))
+    cross = (lo <= s + eps) & (s - eps <= hi) & (hi - lo > eps)
+    ts = t0[cross] + (s - s0[cross]) * (t1[cross] - t0[cross]) / (s1[cross] - s0[cross])
+    at_vertex = ht[np.abs(hs - s) <= eps]
+    ts = np.concatenate([ts, at_vertex])
+    return float(ts.min()), float(ts.max())
+
+
+def measure_mask(
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float] | None,
+    spacing_source: str | None = None,
+) -> LesionMeasurements | None:
+    """Measure the largest lesion in ``mask`` (see module docstring); None for an empty mask.
+
+    ``spacing_mm`` is (row_mm, col_mm) per pixel, or None to measure in pixels (then
+    ``spacing_source`` is ignored and reported as None).
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    if spacing_mm is not None:
+        row_mm, col_mm = (float(v) for v in spacing_mm)
+        if not (math.isfinite(row_mm) and math.isfinite(col_mm) and row_mm > 0 and col_mm > 0):
+            raise ValueError(f"pixel spacing must be positive, got {spacing_mm}")
+        unit, area_unit = "mm", "mm²"
+    else:
+        row_mm = col_mm = 1.0
+        unit, area_unit, spacing_source = "px", "px²", None
+
+    comp = largest_component(mask.astype(bool, copy=False))
+    if not comp.any():
+        return None
+    area = float(comp.sum()) * row_mm * col_mm
+
+    rows, starts, ends = _runs(comp)
+    # The hull of a union of pixel squares is the hull of the outer corners of its row runs.
+    corners = np.concatenate(
+        [np.stack([starts, rows], 1), np.stack([starts, rows + 1], 1), np.stack([ends, rows], 1), np.stack([ends, rows + 1], 1)]
+    )
+    hull_px = _convex_hull(corners)
+    scale = np.array([col_mm, row_mm])
+    hull = hull_px * scale  # a linear map keeps the hull a hull: measure in physical space
+
+    # Longest diameter: brute force over hull vertex pairs (a pixel hull has few vertices).
+    d2 = ((hull[:, None, :] - hull[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    p, q = hull[i], hull[j]
+    if (p[1], p[0]) > (q[1], q[0]):  # stable orientation: first endpoint is the upper (then left) one
+        p, q = q, p
+    longest = float(math.sqrt(d2[i, j]))
+    a = (q - p) / longest
+    n = np.array([-a[1], a[0]])
+    hs, ht = hull @ a, hull @ n
+
+    # Chord length along the axis is concave for a convex polygon: its max is at a vertex position.
+    chords = np.array([np.subtract(*reversed(_chord_at(s, hs, ht))) for s in hs])
+    best = float(chords.max())
+    tie = hs[chords >= best - 1e-9 * max(1.0, best)]
+    s_mid = 0.5 * (float(tie.min()) + float(tie.max()))  # middle of a flat run (rectangles)
+    t_lo, t_hi = _chord_at(s_mid, hs, ht)
+    perp = t_hi - t_lo
+    e1 = (s_mid * a + t_lo * n) / scale
+    e2 = (s_mid * a + t_hi * n) / scale
+
+    ys, xs = np.nonzero(comp)
+    depth = (ys.max() + 1 - ys.min()) * row_mm
+    width = (xs.max() + 1 - xs.min()) * col_mm
+
+    def pt(v: np.ndarray) -> tuple[float, float]:
+        return (float(v[0]), float(v[1]))
+
+    return LesionMeasurements(
+        area=area,
+        area_unit=area_unit,
+        longest_diameter=longest,
+        perpendicular_diameter=float(perp),
+        unit=unit,
+        depth_to_width=float(depth / width),
+        longest_axis=(pt(p / scale), pt(q / scale)),
+        perpendicular_axis=(pt(e1), pt(e2)),
+        spacing_source=spacing_source if spacing_mm is not None else None,
+    )
+
+
+def format_measurements(m: LesionMeasurements | None) -> list[tuple[str, str]]:
+    """(label, value with unit) rows for display and reports; the unit is always shown."""
+    if m is None:
+        return [("Lesion", "no lesion outlined")]
+    src = f" ({m.spacing_source})" if m.spacing_source else " (pixel size unknown)"
+    return [
+        ("Area", f"{m.area:.1f} {m.area_unit}{src}"),
+        ("Longest diameter", f"{m.longest_diameter:.1f} {m.unit}"),
+        ("Perpendicular diameter", f"{m.perpendicular_diameter:.1f} {m.unit}"),
+        (
+            "Depth-to-width ratio",
+            f"{m.depth_to_width:.2f}" + (" (taller than wide)" if m.taller_than_wide else " (wider than tall)"),
+        ),
+    ]
