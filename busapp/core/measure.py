@@ -203,7 +203,12 @@ def measure_mask(
     rows, starts, ends = _runs(comp)
     # The hull of a union of pixel squares is the hull of the outer corners of its row runs.
     corners = np.concatenate(
-        [np.stack([starts, rows], 1), np.stack([starts, rows + 1], 1), np.stack([ends, rows], 1), np.stack([ends, rows + 1], 1)]
+        [
+            np.stack([starts, rows], 1),
+            np.stack([starts, rows + 1], 1),
+            np.stack([ends, rows], 1),
+            np.stack([ends, rows + 1], 1),
+        ]
     )
     hull_px = _convex_hull(corners)
     scale = np.array([col_mm, row_mm])

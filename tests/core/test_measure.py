@@ -202,7 +202,9 @@ def test_longest_diameter_is_max_corner_distance(pixels: list[tuple[int, int]]) 
 def test_breast_lesions_usg_pixel_sizes(data_root) -> None:
     """Ground-truth masks with the manifest's pixel size: mm² = pixels * (pixel_size_cm * 10)²."""
     root = data_root / "breast_lesions_usg"
-    rows = [r for r in csv.DictReader(open(root / "manifest.csv", encoding="utf-8")) if r["masks"] and r["pixel_size_cm"]]
+    rows = [
+        r for r in csv.DictReader(open(root / "manifest.csv", encoding="utf-8")) if r["masks"] and r["pixel_size_cm"]
+    ]
     assert len(rows) > 200
     for r in rows[::4]:  # every 4th case keeps the test quick; the sizes vary across the set
         mask = np.asarray(Image.open(root / r["masks"].split(";")[0]).convert("L")) > 127
