@@ -1,0 +1,384 @@
+"""``busapp --self-test``: confirm an installation works, without a display.
+
+Loads the model bundle (sha256 checked against its card), runs a prediction on a bundled sample image,
+checks the result is sane and repeatable, checks the DICOM decoders and that Qt can start offscreen.
+Prints a short report; exit status 0 when every check passes, 1 otherwise (2 for bad arguments).
+Run by clinicians and IT departments, and by CI on the built bundle.
+
+Qt-free at import time: ``busapp.app`` calls this before importing any Qt widgets.
+Writes nothing anywhere (the DICOM check works in memory), opens no network connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from busapp import APP_NAME, __version__
+
+PROB_SUM_TOLERANCE = 1e-3
+
+
+class CheckFailed(Exception):
+    """A self-test check failed; the message says what is wrong, for a user."""
+
+
+@dataclass
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+@dataclass
+class Context:
+    """State shared between checks (later checks use what earlier ones loaded)."""
+
+    model_dir: Path | None
+    image_path: Path | None
+    predictor: Any = None
+    image: Any = None  # the first frame of the sample, as a numpy array
+    prediction: Any = None
+    qt_app: Any = None  # kept alive until the process ends
+
+
+def _short(sha: str) -> str:
+    return sha[:12] + "..."
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:  # metadata not bundled: not worth failing over
+        return None
+
+
+# --- checks ---------------------------------------------------------------------------------------
+
+
+def check_model(ctx: Context) -> str:
+    from busapp.core.model_bundle import ModelBundleError, load_bundle
+
+    try:
+        bundle = load_bundle(ctx.model_dir, verify=True)
+        bundle.verify()  # every file the card lists that is installed (the .keras file is not, in the bundle)
+    except ModelBundleError as e:
+        raise CheckFailed(str(e)) from e
+    files = bundle.card["files"]
+    checked = [
+        f"{spec['path']} ({_short(spec['sha256'])})"
+        for role, spec in files.items()
+        if bundle.file(role).exists()
+    ]
+    for key in ("classes", "input"):
+        if not bundle.card.get(key):
+            raise CheckFailed(f"The model card has no '{key}'.")
+    return f"{bundle.name} {bundle.version} from {bundle.directory}; sha256 OK: {', '.join(checked)}"
+
+
+def check_runtime(ctx: Context) -> str:
+    from busapp.core.model_bundle import ModelBundleError
+    from busapp.core.predictor import Predictor
+
+    t = time.perf_counter()
+    try:
+        ctx.predictor = Predictor(ctx.model_dir, num_threads=2)
+    except ModelBundleError as e:
+        raise CheckFailed(str(e)) from e
+    dt = time.perf_counter() - t
+    # The app must run its models on LiteRT only; TensorFlow here means a wrong build or import.
+    heavy = sorted(m for m in ("tensorflow", "keras", "torch", "onnxruntime") if m in sys.modules)
+    if heavy:
+        raise CheckFailed(f"Unexpected frameworks loaded: {', '.join(heavy)} (the app runs on LiteRT only).")
+    v = _dist_version("ai-edge-litert")
+    return f"LiteRT{f' (ai-edge-litert {v})' if v else ''} interpreter ready in {dt:.2f} s"
+
+
+def _find_sample(ctx: Context) -> Path:
+    from busapp.resources import sample_images, samples_dir
+
+    if ctx.image_path is not None:
+        return ctx.image_path
+    samples = sample_images()
+    if not samples:
+        raise CheckFailed(f"No sample image found in {samples_dir()} (the installation is incomplete).")
+    return samples[0]
+
+
+def check_prediction(ctx: Context) -> str:
+    import numpy as np
+
+    from busapp.core.imageio import ImageLoadError, load_image
+
+    if ctx.predictor is None:
+        raise CheckFailed("Skipped: the model did not load.")
+    path = _find_sample(ctx)
+    try:
+        ctx.image = load_image(path).frame(0)
+    except ImageLoadError as e:
+        raise CheckFailed(f"The sample image could not be read: {e}") from e
+    t = time.perf_counter()
+    pred = ctx.predictor.predict(ctx.image)
+    dt = time.perf_counter() - t
+    ctx.prediction = pred
+    problems = sanity_problems(pred, ctx.image.shape[:2], ctx.predictor.bundle.classes)
+    if problems:
+        raise CheckFailed("Implausible result on " + path.name + ": " + "; ".join(problems))
+    probs = ", ".join(f"{k} {v:.2f}" for k, v in pred.probabilities.items())
+    area = float(np.mean(pred.mask)) * 100
+    return (
+        f"{path.name} ({ctx.image.shape[1]}x{ctx.image.shape[0]}): {pred.label} ({probs}); "
+        f"lesion outline {area:.1f}% of the image; {dt:.2f} s"
+    )
+
+
+def sanity_problems(pred: Any, image_hw: tuple[int, int], classes: tuple[str, ...]) -> list[str]:
+    """What is wrong with a Prediction (empty list: nothing). Model-agnostic: no expected label."""
+    import numpy as np
+
+    out: list[str] = []
+    probs = pred.probabilities
+    if tuple(probs) != tuple(classes):
+        out.append(f"probabilities are for {list(probs)}, the card lists {list(classes)}")
+    values = [float(v) for v in probs.values()]
+    if not all(math.isfinite(v) for v in values):
+        out.append(f"probabilities are not finite: {values}")
+    elif not all(0.0 <= v <= 1.0 for v in values):
+        out.append(f"probabilities outside [0, 1]: {values}")
+    elif abs(sum(values) - 1.0) > PROB_SUM_TOLERANCE:
+        out.append(f"probabilities sum to {sum(values):.4f}, not 1")
+    if pred.label not in classes:
+        out.append(f"label {pred.label!r} is not one of {list(classes)}")
+    elif values and probs.get(pred.label) != max(values):
+        out.append(f"label {pred.label!r} is not the most probable class")
+    mask = np.asarray(pred.mask)
+    if mask.dtype != np.bool_:
+        out.append(f"mask is {mask.dtype}, not bool")
+    if mask.shape != tuple(image_hw):
+        out.append(f"mask is {mask.shape}, the image {tuple(image_hw)}")
+    if not isinstance(pred.low_confidence, bool):
+        out.append("low_confidence is not a bool")
+    return out
+
+
+def check_repeat(ctx: Context) -> str:
+    import numpy as np
+
+    if ctx.prediction is None:
+        raise CheckFailed("Skipped: no first prediction.")
+    again = ctx.predictor.predict(ctx.image)
+    first = ctx.prediction
+    if again.label != first.label or again.probabilities != first.probabilities:
+        raise CheckFailed(f"A second run gave different probabilities: {first.probabilities} then {again.probabilities}")
+    if not np.array_equal(again.mask, first.mask):
+        raise CheckFailed("A second run gave a different lesion outline.")
+    return "a second run gave an identical result"
+
+
+def check_dicom(ctx: Context) -> str:
+    """Round-trip a small image through the DICOM codecs the app relies on (in memory, nothing written).
+
+    pydicom finds pylibjpeg and its plugins through package metadata (entry points) and dynamic
+    imports, which a frozen build can silently lose: check they are really there and decode.
+    """
+    import numpy as np
+    from PIL import Image
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        JPEG2000Lossless,
+        JPEGBaseline8Bit,
+        RLELossless,
+        UltrasoundImageStorage,
+    )
+
+    arr = (np.add.outer(np.arange(40), np.arange(32)) * 3 % 256).astype(np.uint8)
+
+    def dataset() -> Dataset:
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = UltrasoundImageStorage
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+        ds.Rows, ds.Columns = arr.shape
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = arr.tobytes()
+        return ds
+
+    done, missing = [], []
+    for uid, tolerance in ((JPEGBaseline8Bit, 4), (JPEG2000Lossless, 0), (RLELossless, 0)):
+        if "pylibjpeg" not in get_decoder(uid).available_plugins:
+            missing.append(f"{uid.name}: no pylibjpeg decoder")
+            continue
+        ds = dataset()
+        if uid == JPEGBaseline8Bit:  # no JPEG encoder in pylibjpeg: let Pillow make the stream
+            buf = io.BytesIO()
+            Image.fromarray(arr).save(buf, "JPEG", quality=95)
+            ds.PixelData = encapsulate([buf.getvalue()])
+            ds["PixelData"].VR = "OB"
+            ds.file_meta.TransferSyntaxUID = uid
+        else:
+            ds.compress(uid, encoding_plugin="pylibjpeg")
+        f = io.BytesIO()
+        ds.save_as(f, enforce_file_format=True)
+        f.seek(0)
+        back = dcmread(f)
+        back.pixel_array_options(decoding_plugin="pylibjpeg")
+        try:
+            got = back.pixel_array
+        except Exception as e:  # any codec failure is a broken install; report it, don't crash
+            missing.append(f"{uid.name}: decoding failed ({e})")
+            continue
+        if got.shape != arr.shape or int(np.abs(got.astype(int) - arr).max()) > tolerance:
+            missing.append(f"{uid.name}: decoded pixels differ")
+            continue
+        done.append(uid.name)
+    if missing:
+        raise CheckFailed("DICOM decoding: " + "; ".join(missing))
+    return "pydicom + pylibjpeg decode " + ", ".join(done)
+
+
+def check_qt(ctx: Context) -> str:
+    """Start Qt offscreen and check the plugins the window needs (platform, SVG icon, image formats)."""
+    try:
+        from PySide6 import __version__ as pyside_version
+        from PySide6.QtCore import QLibraryInfo, QSize, qVersion
+        from PySide6.QtGui import QGuiApplication, QIcon, QImageReader
+    except ImportError as e:
+        raise CheckFailed(f"Qt (PySide6) is not installed or incomplete: {e}") from e
+
+    app = QGuiApplication.instance()
+    if app is None:
+        # The offscreen platform needs no display; keep a reference so Qt is not torn down early.
+        app = QGuiApplication([APP_NAME, "-platform", "offscreen"])
+    ctx.qt_app = app
+    problems = []
+    plugins_dir = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+    platforms = sorted(
+        p.name.split(".")[0].removeprefix("libq").removeprefix("q")
+        for p in (plugins_dir / "platforms").glob("*")
+        if p.is_file()
+    )
+    native = {"linux": ("xcb", "wayland"), "win32": ("windows",), "darwin": ("cocoa",)}.get(sys.platform, ())
+    if native and not any(n in platforms for n in native):
+        problems.append(f"no native Qt platform plugin ({' or '.join(native)}) in {plugins_dir / 'platforms'}")
+    formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
+    for fmt in ("png", "jpg", "svg"):
+        if fmt not in formats:
+            problems.append(f"Qt cannot read {fmt.upper()} images")
+    from busapp.resources import icon_path
+
+    icon = icon_path()
+    icon_note = "no app icon installed"
+    if icon is not None:
+        if QIcon(str(icon)).pixmap(QSize(64, 64)).isNull():
+            problems.append(f"the app icon {icon.name} does not render")
+        else:
+            icon_note = f"icon {icon.name} renders"
+    if problems:
+        raise CheckFailed("; ".join(problems))
+    return (
+        f"PySide6 {pyside_version} / Qt {qVersion()} started offscreen ({app.platformName()}); "
+        f"platform plugins: {', '.join(platforms)}; {icon_note}"
+    )
+
+
+CHECKS: list[tuple[str, Callable[[Context], str]]] = [
+    ("model", check_model),
+    ("runtime", check_runtime),
+    ("prediction", check_prediction),
+    ("repeat", check_repeat),
+    ("dicom", check_dicom),
+    ("qt", check_qt),
+]
+
+
+def run_checks(ctx: Context, skip: set[str] | None = None) -> list[CheckResult]:
+    skip = skip or set()
+    results = []
+    for name, fn in CHECKS:
+        if name in skip:
+            continue
+        t = time.perf_counter()
+        try:
+            detail, ok = fn(ctx), True
+        except CheckFailed as e:
+            detail, ok = str(e), False
+        except Exception as e:  # an unexpected error is a failed check with its type, never a traceback dump
+            detail, ok = f"unexpected error: {type(e).__name__}: {e}", False
+        results.append(CheckResult(name, ok, detail, time.perf_counter() - t))
+    return results
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{APP_NAME} --self-test",
+        description="Check that this busapp installation works (no display needed). Exit status 0 = passed.",
+    )
+    p.add_argument("--model", type=Path, default=None, metavar="DIR", help="model bundle folder (default: the installed one)")
+    p.add_argument("--image", type=Path, default=None, metavar="FILE", help="image to predict on (default: a bundled sample)")
+    p.add_argument("--no-qt", action="store_true", help="skip the Qt check")
+    p.add_argument("--no-dicom", action="store_true", help="skip the DICOM codec check")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0 = time.perf_counter()
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    args_in = [a for a in args_in if a != "--self-test"]  # app.py may pass its whole command line
+    try:
+        args = _parser().parse_args(args_in)
+    except SystemExit as e:  # argparse exits on --help / bad options; return its code instead
+        return int(e.code or 0)
+    out = sys.stdout
+    if out is None:  # windowed build on Windows: no console; the exit status still tells
+        out = open(os.devnull, "w")  # lives for the process
+    from busapp.resources import bundle_root, is_frozen
+
+    where = f"{'bundle' if is_frozen() else 'source'} at {bundle_root()}"
+    print(
+        f"{APP_NAME} {__version__} self-test ({where}); Python {platform.python_version()}, "
+        f"{platform.system()} {platform.machine()}",
+        file=out,
+    )
+    ctx = Context(model_dir=args.model, image_path=args.image)
+    skip = {n for n, flag in (("qt", args.no_qt), ("dicom", args.no_dicom)) if flag}
+    results = run_checks(ctx, skip)
+    for r in results:
+        print(f"  {'OK  ' if r.ok else 'FAIL'}  {r.name:<10} {r.detail}", file=out)
+    failed = [r for r in results if not r.ok]
+    dt = time.perf_counter() - t0
+    if failed:
+        print(
+            f"Self-test FAILED ({len(failed)} of {len(results)} checks, {dt:.1f} s): "
+            f"{', '.join(r.name for r in failed)}. Reinstall busapp or contact your IT department.",
+            file=out,
+        )
+        out.flush()
+        return 1
+    print(f"Self-test passed ({len(results)} checks, {dt:.1f} s).", file=out)
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
