@@ -97,7 +97,7 @@ def load_bundle(directory: Path | None = None, verify: bool = True) -> ModelBund
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
         for key in ("name", "version", "classes", "input", "files", "postprocessing"):
-            card[key]  # noqa: B018 - presence check
+            card[key]
         card["files"]["tflite"]["sha256"]
     except (ValueError, KeyError, TypeError) as e:
         raise ModelBundleError(f"The model card {card_path} is unreadable or incomplete ({e}).") from e

@@ -19,7 +19,7 @@ from busapp import __version__
 from busapp.core.atomic import write_text_atomic
 from busapp.core.model_bundle import CARD_NAME, sha256_file
 from busapp.core.predictor import Predictor
-from busapp.core.preprocess import INPUT_SIZE, INTENSITY_OFFSET, INTENSITY_SCALE, PREPROCESSING_DESCRIPTION
+from busapp.core.preprocess import INTENSITY_OFFSET, INTENSITY_SCALE, PREPROCESSING_DESCRIPTION
 from busapp.training.data import CLASSES, Record, load_image, load_mask, read_all, read_split
 from busapp.training.metrics import bootstrap_ci, dice_iou, point_metrics
 
@@ -100,7 +100,6 @@ def finalize(
     split_path: Path,
     n_boot: int = 1000,
 ) -> dict:
-    import keras
 
     from busapp.training.dataset import cached_arrays
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path

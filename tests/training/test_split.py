@@ -1,0 +1,33 @@
+"""The committed split is what the split code makes from the data, and it keeps duplicates together."""
+
+from collections import Counter, defaultdict
+
+from busapp.training.data import SPLIT_FILE, conflicting_groups, read_all, read_split
+from busapp.training.split import make_split
+
+
+def test_committed_split_is_reproducible(data_root):
+    records = read_all(data_root)
+    assert make_split(records) == read_split(SPLIT_FILE)
+
+
+def test_duplicate_groups_never_cross_splits(data_root):
+    assignment = read_split(SPLIT_FILE)
+    by_group = defaultdict(set)
+    for r in read_all(data_root):
+        by_group[r.group].add(assignment[r.key])
+    assert all(len(s) == 1 for s in by_group.values())
+
+
+def test_label_conflicts_excluded_and_strata_balanced(data_root):
+    records = read_all(data_root)
+    assignment = read_split(SPLIT_FILE)
+    noisy = conflicting_groups(records)
+    assert noisy, "BUSI has known cross-class duplicate groups"
+    assert {assignment[r.key] for r in records if r.group in noisy} == {"excluded"}
+    counts = Counter((r.dataset, r.label, assignment[r.key]) for r in records if r.group not in noisy)
+    for dataset, label in {(r.dataset, r.label) for r in records}:
+        total = sum(counts[(dataset, label, s)] for s in ("train", "val", "test"))
+        if total >= 40:
+            for s, share in (("test", 0.15), ("val", 0.15)):
+                assert abs(counts[(dataset, label, s)] / total - share) < 0.04, (dataset, label, s)
