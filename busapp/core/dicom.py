@@ -1,0 +1,345 @@
+"""DICOM through pydicom: still images and cine loops, to uint8 grey or RGB display frames.
+
+Decoders: native (uncompressed, little/big endian, deflated), JPEG baseline/extended/lossless,
+JPEG-LS, JPEG 2000 / HTJ2K and RLE through pydicom with Pillow and pylibjpeg(-libjpeg, -openjpeg,
+-rle). Video transfer syntaxes (MPEG-2/4, HEVC) and JPEG XL are refused with a clear message.
+
+Patient identifiers read here go only into ``LoadedImage.metadata`` (shown, never logged);
+pydicom's own log messages can quote element values, so they are silenced.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from busapp.core import imageio
+from busapp.core.imageio import FrameSequence, ImageLoadError, LoadedImage
+from busapp.core.spacing import (
+    SOURCE_PIXEL_SPACING,
+    SPATIAL_FORMAT_2D,
+    UNITS_CM,
+    UltrasoundRegion,
+    spacings_agree,
+    valid_spacing,
+)
+
+# pydicom warns (to its logger and stderr) with element values, which may be patient identifiers.
+logging.getLogger("pydicom").addFilter(lambda record: record.levelno >= logging.ERROR)
+
+MAX_INFLATED_BYTES = 2 * imageio.MAX_FILE_BYTES  # deflated DICOM: guard against a zip bomb
+
+# Transfer syntaxes pydicom 3.0 may not name, and the video ones (no still-image decoder exists).
+_TS_NAMES = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+}
+_VIDEO_PREFIX = "1.2.840.10008.1.2.4.10"  # .100-.108: MPEG-2, MPEG-4 AVC/H.264, HEVC/H.265
+
+_SUPPORTED_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "PALETTE COLOR",
+                          "YBR_RCT", "YBR_ICT", "YBR_PARTIAL_420")
+
+# Tags whose values identify a person: kept for display only (not in imageio.SAFE_METADATA_KEYS).
+_IDENTIFYING = {
+    "patient_name": "PatientName",
+    "patient_id": "PatientID",
+    "patient_birth_date": "PatientBirthDate",
+    "patient_sex": "PatientSex",
+    "study_date": "StudyDate",
+    "accession_number": "AccessionNumber",
+    "institution_name": "InstitutionName",
+    "study_description": "StudyDescription",
+}
+_DESCRIPTIVE = {"modality": "Modality", "manufacturer": "Manufacturer", "model_name": "ManufacturerModelName"}
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """A DICM preamble, or (files without one) a first element in group 0002 or 0008."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    if head[:2] in (b"\x02\x00", b"\x08\x00"):  # little endian group: explicit VR, or a small implicit length
+        return head[4:6].isalpha() or int.from_bytes(head[4:8], "little") < 1 << 16
+    return head[:2] in (b"\x00\x02", b"\x00\x08") and head[4:6].isalpha()  # big endian, explicit VR
+
+
+def _ts_name(ts: str) -> str:
+    from pydicom.uid import UID
+
+    name = _TS_NAMES.get(str(ts)) or UID(ts).name
+    return name if name != str(ts) else f"transfer syntax {ts}"
+
+
+def _fail(name: str, text: str, detail: str = "") -> ImageLoadError:
+    return ImageLoadError(f"{name}: {text}", detail=detail)
+
+
+def _check_inflated_size(name: str, data: bytes) -> None:
+    """Deflated DICOM is inflated whole by pydicom: check the size first, in bounded steps."""
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+
+    fp = io.BytesIO(data)
+    read_preamble(fp, True)
+    _read_file_meta_info(fp)
+    d = zlib.decompressobj(-zlib.MAX_WBITS)
+    total, buf, step = 0, data[fp.tell():], 1 << 24
+    while buf and not d.eof:
+        total += len(d.decompress(buf, step))
+        if total > MAX_INFLATED_BYTES:
+            raise _fail(name, "the compressed DICOM file expands to an implausible size; it is damaged or unsafe.",
+                        "deflate limit")
+        buf = d.unconsumed_tail
+
+
+def _read_dataset(name: str, data: bytes) -> Any:
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    try:
+        if str(DeflatedExplicitVRLittleEndian).encode() in data[:4096]:  # in the file meta
+            _check_inflated_size(name, data)
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        ds.PixelData if "PixelData" in ds else None  # noqa: B018  (parse the element now, inside the guard)
+    except ImageLoadError:
+        raise
+    except Exception as e:  # untrusted bytes: every parser failure means "damaged"
+        raise _fail(name, "the DICOM file is damaged or incomplete and cannot be read.", type(e).__name__) from None
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is None:
+        # Files without the DICM header (or without a transfer syntax): take the encoding pydicom found.
+        from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        if "PixelData" in ds and bytes(ds.PixelData[:4]) == b"\xfe\xff\x00\xe0":
+            raise _fail(name, "this DICOM file holds compressed image data but does not say which compression; "
+                        "busapp cannot decode it.", "no transfer syntax")
+        ts = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        ds.file_meta.TransferSyntaxUID = ts
+    return ds
+
+
+def _check_decodable(name: str, ts: str) -> None:
+    from pydicom.pixels import get_decoder
+
+    if str(ts).startswith(_VIDEO_PREFIX):
+        raise _fail(name, f"this DICOM file holds video ({_ts_name(ts)}), which busapp cannot decode. "
+                    "Export the loop from the scanner as uncompressed or JPEG DICOM instead.", "video")
+    try:
+        decoder = get_decoder(ts)
+    except Exception:
+        raise _fail(name, f"this DICOM file uses a compression busapp cannot decode ({_ts_name(ts)}).",
+                    "no decoder") from None
+    if not decoder.is_available:
+        raise _fail(name, f"this DICOM file uses a compression busapp cannot decode ({_ts_name(ts)}): "
+                    "the decoder is not installed.", "decoder missing")
+
+
+def _int(ds: Any, keyword: str, name: str) -> int:
+    try:
+        value = ds[keyword].value
+        return int(value)
+    except Exception:
+        raise _fail(name, f"this DICOM file lacks valid image information ({keyword}), so it cannot be shown.",
+                    f"missing {keyword}") from None
+
+
+def _codestream_size(frame: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG/JPEG-LS SOF or JPEG 2000 SIZ header, None if not found."""
+    offset = 0
+    if frame.startswith(b"\x00\x00\x00\x0cjP  "):  # JP2 wrapper: find the codestream box
+        pos = frame.find(b"jp2c")
+        offset = pos + 4 if pos >= 0 else 0
+    if frame[offset : offset + 4] == b"\xff\x4f\xff\x51" and len(frame) >= offset + 24:
+        b = frame[offset + 8 : offset + 24]
+        xs, ys, xo, yo = (int.from_bytes(b[i : i + 4], "big") for i in range(0, 16, 4))
+        return xs - xo, ys - yo
+    if frame.startswith(b"\xff\xd8"):
+        from pydicom.pixels.utils import _get_jpg_parameters
+
+        info = _get_jpg_parameters(frame[:65536])
+        if "width" in info:
+            return int(info["width"]), int(info["height"])
+    return None
+
+
+def _to_display(arr: np.ndarray, ds: Any, photometric: str, bits_stored: int) -> np.ndarray:
+    from busapp.core.preprocess import to_grey_u8
+
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        arr = apply_color_lut(arr, ds)
+        if arr.dtype != np.uint8:  # 16-bit LUT entries
+            arr = (arr.astype(np.uint32) >> 8).astype(np.uint8)
+        return arr
+    if arr.ndim == 3:  # RGB (YBR already converted by pydicom)
+        if arr.dtype == np.uint8:
+            return arr
+        top = float(2 ** min(max(bits_stored, 1), 32) - 1)
+        return np.clip(arr.astype(np.float64) * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+    if arr.dtype != np.uint8:
+        if "WindowCenter" in ds and "WindowWidth" in ds:
+            try:
+                from pydicom.pixels import apply_voi_lut
+
+                arr = apply_voi_lut(arr, ds)
+            except Exception:
+                pass  # a broken window falls back to the full range below
+        arr = to_grey_u8(arr)
+    elif 0 < bits_stored < 8:  # e.g. 1-bit masks stored in 8-bit pixels
+        arr = (np.minimum(arr, 2**bits_stored - 1).astype(np.uint16) * 255 // (2**bits_stored - 1)).astype(np.uint8)
+    if photometric == "MONOCHROME1":  # 0 is white: invert so tissue looks as on the scanner
+        arr = 255 - arr
+    return arr
+
+
+def _parse_regions(ds: Any) -> list[UltrasoundRegion]:
+    out: list[UltrasoundRegion] = []
+    try:
+        items = list(ds.get("SequenceOfUltrasoundRegions") or [])
+    except Exception:
+        return out
+    for item in items:
+        try:
+            x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
+            x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
+        except Exception:
+            continue  # a region without a location cannot contain anything
+        spacing = None
+        try:
+            if (int(item.PhysicalUnitsXDirection) == UNITS_CM and int(item.PhysicalUnitsYDirection) == UNITS_CM
+                    and int(item.get("RegionSpatialFormat", SPATIAL_FORMAT_2D)) == SPATIAL_FORMAT_2D):
+                spacing = valid_spacing(abs(float(item.PhysicalDeltaY)) * 10, abs(float(item.PhysicalDeltaX)) * 10)
+        except Exception:
+            spacing = None
+        dtype = item.get("RegionDataType")
+        out.append(UltrasoundRegion(x0, y0, x1, y1, spacing, int(dtype) if isinstance(dtype, int) else None))
+    return out
+
+
+def _pixel_spacing(ds: Any) -> tuple[float, float] | None:
+    try:
+        ps = ds.get("PixelSpacing")
+        if ps is None or len(ps) != 2:
+            return None
+        return valid_spacing(float(ps[0]), float(ps[1]))
+    except Exception:
+        return None
+
+
+def _metadata(ds: Any, ts: str, photometric: str, n: int, bits: int) -> dict[str, Any]:
+    meta: dict[str, Any] = {"format": "DICOM", "transfer_syntax": _ts_name(ts), "photometric": photometric,
+                            "n_frames": n, "bits_stored": bits}
+    for key, kw in {**_DESCRIPTIVE, **_IDENTIFYING}.items():
+        try:
+            value = ds.get(kw)
+            if value not in (None, ""):
+                meta[key] = str(value)
+        except Exception:
+            pass
+    try:
+        sop = ds.get("SOPClassUID")
+        if sop:
+            meta["sop_class"] = sop.name
+        if "FrameTime" in ds:
+            meta["frame_time_ms"] = float(ds.FrameTime)
+    except Exception:
+        pass
+    return meta
+
+
+def load_dicom(path: Path, data: bytes) -> LoadedImage:
+    # pydicom converts values lazily and warns with them (possibly identifiers): silence it throughout.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _load_dicom(path, data)
+
+
+def _load_dicom(path: Path, data: bytes) -> LoadedImage:
+    name = path.name
+    ds = _read_dataset(name, data)
+    if "PixelData" not in ds:
+        kind = ""
+        try:
+            kind = f" (it is a {ds.SOPClassUID.name})" if "SOPClassUID" in ds and ds.SOPClassUID.is_valid else ""
+        except Exception:
+            pass
+        raise _fail(name, f"this DICOM file contains no image{kind}.", "no pixel data")
+    ts = ds.file_meta.TransferSyntaxUID
+    _check_decodable(name, ts)
+
+    rows, cols = _int(ds, "Rows", name), _int(ds, "Columns", name)
+    bits_alloc, spp = _int(ds, "BitsAllocated", name), _int(ds, "SamplesPerPixel", name)
+    try:
+        bits = int(ds.get("BitsStored") or bits_alloc)
+    except Exception:
+        bits = bits_alloc
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric not in _SUPPORTED_PHOTOMETRIC:
+        raise _fail(name, f"this DICOM file uses a colour format busapp cannot show ({photometric or 'none given'}).",
+                    "photometric")
+    if rows < 1 or cols < 1 or spp not in (1, 3) or bits_alloc not in (1, 8, 16, 32, 64):
+        raise _fail(name, "this DICOM file lacks valid image information (image size or sample layout), "
+                    "so it cannot be shown.", "geometry")
+    if rows * cols > imageio.MAX_PIXELS:
+        raise _fail(name, f"the image is too large ({cols} x {rows} pixels; busapp opens up to "
+                    f"{imageio.MAX_PIXELS // 1_000_000} megapixels).", "pixel limit")
+    try:
+        n = int(ds.get("NumberOfFrames") or 1)
+    except Exception:
+        n = 1
+    if n < 1:
+        n = 1
+    if n > imageio.MAX_FRAMES:
+        raise _fail(name, f"the cine loop has too many frames ({n}; busapp opens up to {imageio.MAX_FRAMES}).",
+                    "frame limit")
+
+    compressed = ts.is_compressed
+
+    def decode(i: int) -> np.ndarray:
+        from pydicom.encaps import get_frame
+        from pydicom.pixels import pixel_array
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if compressed:
+                    size = _codestream_size(get_frame(ds.PixelData, i, number_of_frames=n))
+                    if size is not None and size != (cols, rows):
+                        raise ValueError("codestream size differs from Rows/Columns")
+                arr = pixel_array(ds, index=i if n > 1 else None)
+                if arr.shape[:2] != (rows, cols):
+                    raise ValueError("unexpected shape")
+                return np.ascontiguousarray(_to_display(arr, ds, photometric, bits))
+        except ImageLoadError:
+            raise
+        except Exception as e:  # untrusted data: any decoder failure is "damaged", never a crash
+            where = f"frame {i + 1} of {n} of " if n > 1 else ""
+            raise _fail(name, f"the image data in {where}this DICOM file is damaged or incomplete and cannot be "
+                        f"decoded ({_ts_name(ts)}).", type(e).__name__) from None
+
+    first = decode(0)
+    regions = _parse_regions(ds)
+    spacing, source = _pixel_spacing(ds), SOURCE_PIXEL_SPACING
+    # Pixel Spacing is image-wide; if calibrated ultrasound regions contradict it, trust neither image-wide.
+    if spacing is not None and any(r.spacing_mm and not spacings_agree(r.spacing_mm, spacing) for r in regions):
+        spacing = None
+    frames = [first] if n == 1 else FrameSequence(n, decode, name, first=first)
+    return LoadedImage(
+        path=path,
+        frames=frames,
+        source_format="DICOM",
+        pixel_spacing_mm=spacing,
+        spacing_source=source if spacing else None,
+        bit_depth=bits,
+        metadata=_metadata(ds, ts, photometric, n, bits),
+        us_regions=regions,
+    )

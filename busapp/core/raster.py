@@ -1,0 +1,146 @@
+"""PNG, JPEG, BMP and TIFF through Pillow, to uint8 grey or RGB display frames.
+
+Only these Pillow plugins are tried (smaller attack surface, clearer messages). Raster files
+carry no trusted physical pixel size: their DPI tags describe printing, not the body.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from busapp.core import imageio
+from busapp.core.imageio import FrameSequence, ImageLoadError, LoadedImage
+
+# MPO: cameras and some scanners save JPEGs as multi-picture files; frame 0 is the image.
+FORMATS = ("PNG", "JPEG", "MPO", "BMP", "DIB", "TIFF")
+MULTI_FRAME_FORMATS = ("TIFF",)
+
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a half-grey image
+
+
+def looks_like_raster(head: bytes) -> bool:
+    return head.startswith(_MAGIC)
+
+
+def _damaged(name: str, e: BaseException) -> ImageLoadError:
+    return ImageLoadError(f"{name}: the image file is damaged or incomplete and cannot be shown.",
+                          detail=f"{type(e).__name__}: {e}"[:200])
+
+
+def _check_size(name: str, im: Image.Image) -> None:
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise ImageLoadError(f"{name}: the image has no pixels.", detail="zero size")
+    if w * h > imageio.MAX_PIXELS:
+        raise ImageLoadError(
+            f"{name}: the image is too large ({w} x {h} pixels; "
+            f"busapp opens up to {imageio.MAX_PIXELS // 1_000_000} megapixels).",
+            detail="pixel limit",
+        )
+
+
+def _palette_is_colour(im: Image.Image) -> bool:
+    rgb = np.asarray(im.convert("RGB"))
+    return not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def display_array(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> uint8 HxW grey or HxWx3 RGB."""
+    from busapp.core.preprocess import to_grey_u8
+
+    mode = im.mode
+    if mode in ("L", "RGB"):
+        return np.asarray(im)
+    if mode.startswith("I") or mode == "F":  # 16/32-bit grey, float
+        return to_grey_u8(np.asarray(im))
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in im.info):
+        # Transparent areas (outside the probe's fan) go to black, as the training data was prepared.
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        rgb = Image.alpha_composite(black, rgba).convert("RGB")
+        return np.asarray(rgb.convert("L") if mode in ("LA", "La") else rgb)
+    if mode == "P":
+        return np.asarray(im.convert("RGB") if _palette_is_colour(im) else im.convert("L"))
+    return np.asarray(im.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
+
+
+def _bit_depth(im: Image.Image) -> int:
+    if im.mode.startswith("I;16"):
+        return 16
+    if im.mode in ("I", "F"):
+        return 32
+    if im.mode == "1":
+        return 1
+    return 8
+
+
+def _frame(im: Image.Image, name: str, index: int) -> np.ndarray:
+    if index:
+        im.seek(index)
+    _check_size(name, im)
+    im.load()
+    im = ImageOps.exif_transpose(im)  # camera/phone exports: show the way it was taken
+    return np.ascontiguousarray(display_array(im))
+
+
+def _open(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data), formats=FORMATS)
+
+
+def load_raster(path: Path, data: bytes) -> LoadedImage:
+    name = path.name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning etc.: our own limit applies
+            im = _open(data)
+            _check_size(name, im)
+            fmt = "JPEG" if im.format == "MPO" else (im.format or "image")
+            n = 1
+            if fmt in MULTI_FRAME_FORMATS:
+                n = int(getattr(im, "n_frames", 1) or 1)
+                if n > imageio.MAX_FRAMES:
+                    raise ImageLoadError(f"{name}: the file has too many pages ({n}; busapp opens up to "
+                                         f"{imageio.MAX_FRAMES}).", detail="frame limit")
+            bits = _bit_depth(im)
+            mode = im.mode
+            first = _frame(im, name, 0)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(
+            f"{name}: not an image file busapp can read (it opens PNG, JPEG, BMP, TIFF and DICOM).",
+            detail="unidentified",
+        ) from None
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(f"{name}: the image is too large to open safely.", detail=str(e)[:200]) from None
+    except Exception as e:  # an untrusted file: any decoder failure means "damaged", never a crash
+        raise _damaged(name, e) from None
+
+    meta = {"format": fmt, "mode": mode, "n_frames": n}
+    if n == 1:
+        return LoadedImage(path=path, frames=[first], source_format=fmt, bit_depth=bits, metadata=meta)
+
+    def decode(i: int) -> np.ndarray:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with _open(data) as page:
+                    return _frame(page, name, i)
+        except ImageLoadError:
+            raise
+        except Exception as e:  # any decoder failure on one page is "damaged", never a crash
+            raise ImageLoadError(f"{name}: page {i + 1} of {n} is damaged and cannot be shown.",
+                                 detail=type(e).__name__) from None
+
+    frames = FrameSequence(n, decode, name, first=first)
+    return LoadedImage(path=path, frames=frames, source_format=fmt, bit_depth=bits, metadata=meta)
+
