@@ -23,8 +23,12 @@ Axis endpoints are returned in image pixel coordinates (x, y), ready to draw as 
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -103,35 +107,52 @@ def _components(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, eight: b
     return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
-def largest_component(mask: np.ndarray) -> np.ndarray:
-    """The largest 8-connected component of a bool mask (ties: first in raster order), holes filled."""
-    mask = np.asarray(mask, bool)
-    rows, starts, ends = _runs(mask)
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1), end-exclusive, of the True pixels; None if there are none."""
+    rows = np.flatnonzero(mask.any(axis=1))
     if len(rows) == 0:
-        return np.zeros_like(mask)
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _component_crop(mask: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """The largest 8-connected component, holes filled, cropped tight: (crop, y0, x0); None if empty.
+
+    Work happens inside the bounding box of the mask: a lesion is small next to the image.
+    """
+    box = _bbox(mask)
+    if box is None:
+        return None
+    y0, y1, x0, x1 = box
+    rows, starts, ends = _runs(mask[y0:y1, x0:x1])
     comp = _components(rows, starts, ends, eight=True)
     sizes = np.bincount(comp, weights=ends - starts)
     best = int(np.argmax(sizes))  # argmax takes the first max: the lowest root = earliest in raster order
     keep = comp == best
-    out = np.zeros_like(mask)
-    for r, s, e in zip(rows[keep].tolist(), starts[keep].tolist(), ends[keep].tolist(), strict=True):
-        out[r, s:e] = True
-    return _fill_holes(out)
-
-
-def _fill_holes(comp: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(comp)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = np.zeros((y1 - y0 + 2, x1 - x0 + 2), bool)  # one px of background all around
-    crop[1:-1, 1:-1] = comp[y0:y1, x0:x1]
-    rows, starts, ends = _runs(~crop)
-    bg = _components(rows, starts, ends, eight=False)
+    rows, starts, ends = rows[keep], starts[keep], ends[keep]
+    cy0, cy1, cx0, cx1 = int(rows[0]), int(rows[-1]) + 1, int(starts.min()), int(ends.max())
+    # One pixel of background all around, so the outside is one connected background component.
+    crop = np.zeros((cy1 - cy0 + 2, cx1 - cx0 + 2), bool)
+    for r, s, e in zip((rows - cy0 + 1).tolist(), (starts - cx0 + 1).tolist(), (ends - cx0 + 1).tolist(), strict=True):
+        crop[r, s:e] = True
+    brows, bstarts, bends = _runs(~crop)
+    bg = _components(brows, bstarts, bends, eight=False)
     outside = bg == bg[0]  # run 0 is the top padding row, which touches all outside background
     filled = np.ones_like(crop)
-    for r, s, e in zip(rows[outside].tolist(), starts[outside].tolist(), ends[outside].tolist(), strict=True):
+    for r, s, e in zip(brows[outside].tolist(), bstarts[outside].tolist(), bends[outside].tolist(), strict=True):
         filled[r, s:e] = False
-    out = comp.copy()
-    out[y0:y1, x0:x1] = filled[1:-1, 1:-1]
+    return filled[1:-1, 1:-1], y0 + cy0, x0 + cx0
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a bool mask (ties: first in raster order), holes filled."""
+    mask = np.asarray(mask, bool)
+    out = np.zeros_like(mask)
+    found = _component_crop(mask)
+    if found is not None:
+        crop, y0, x0 = found
+        out[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
     return out
 
 
@@ -139,7 +160,26 @@ def _fill_holes(comp: np.ndarray) -> np.ndarray:
 
 
 def _convex_hull(points: np.ndarray) -> np.ndarray:
-    """Andrew's monotone chain; integer points in, hull vertices counter-clockwise out (no repeats)."""
+    """Convex hull of integer points, vertices counter-clockwise (no repeats).
+
+    Akl-Toussaint: points strictly inside the polygon of the 8 extreme points (in x, y, x+y, x-y)
+    cannot be hull vertices and are dropped with numpy first; the monotone chain sees the rest.
+    """
+    points = np.unique(np.asarray(points, np.int64), axis=0)
+    if len(points) > 32:
+        x, y = points[:, 0], points[:, 1]
+        ext = {int(f(v)) for v in (x, y, x + y, x - y) for f in (np.argmin, np.argmax)}
+        poly = _monotone_chain(points[sorted(ext)])
+        if len(poly) >= 3:
+            inside = np.ones(len(points), bool)
+            for a, b in zip(poly, np.roll(poly, -1, axis=0), strict=True):
+                inside &= (b[0] - a[0]) * (y - a[1]) - (b[1] - a[1]) * (x - a[0]) > 0
+            points = points[~inside]
+    return _monotone_chain(points)
+
+
+def _monotone_chain(points: np.ndarray) -> np.ndarray:
+    """Andrew's monotone chain; hull vertices counter-clockwise out (no repeats)."""
     pts = sorted(set(map(tuple, points.tolist())))
     if len(pts) <= 2:
         return np.array(pts, float)
@@ -158,6 +198,21 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
             upper.pop()
         upper.append(p)
     return np.array(lower[:-1] + upper[:-1], float)
+
+
+def _chords_at_vertices(hs: np.ndarray, ht: np.ndarray) -> np.ndarray:
+    """Chord length of the convex polygon (hs, ht) along {s = hs[k]} for every vertex k, vectorised."""
+    s0, s1 = hs[None, :], np.roll(hs, -1)[None, :]
+    t0, t1 = ht[None, :], np.roll(ht, -1)[None, :]
+    s = hs[:, None]
+    eps = 1e-9 * max(1.0, float(np.abs(hs).max()))
+    ds = s1 - s0
+    crosses = (np.minimum(s0, s1) <= s + eps) & (s - eps <= np.maximum(s0, s1)) & (np.abs(ds) > eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = t0 + (s - s0) * (t1 - t0) / np.where(crosses, ds, 1.0)
+    hit = crosses | (np.abs(s0 - s) <= eps)  # a vertex on the line counts even on an edge along it
+    t = np.where(crosses, t, t0)
+    return np.where(hit, t, -np.inf).max(1) - np.where(hit, t, np.inf).min(1)
 
 
 def _chord_at(s: float, hs: np.ndarray, ht: np.ndarray) -> tuple[float, float]:
@@ -195,12 +250,18 @@ def measure_mask(
         row_mm = col_mm = 1.0
         unit, area_unit, spacing_source = "px", "px²", None
 
-    comp = largest_component(mask.astype(bool, copy=False))
-    if not comp.any():
+    found = _component_crop(mask.astype(bool, copy=False))
+    if found is None:
         return None
-    area = float(comp.sum()) * row_mm * col_mm
+    return _measure_component(*found, row_mm, col_mm, unit, area_unit, spacing_source)
 
+
+def _measure_component(
+    comp: np.ndarray, y0: int, x0: int, row_mm: float, col_mm: float, unit: str, area_unit: str, source: str | None
+) -> LesionMeasurements:
+    area = float(np.count_nonzero(comp)) * row_mm * col_mm
     rows, starts, ends = _runs(comp)
+    rows, starts, ends = rows + y0, starts + x0, ends + x0
     # The hull of a union of pixel squares is the hull of the outer corners of its row runs.
     corners = np.concatenate(
         [
@@ -226,7 +287,7 @@ def measure_mask(
     hs, ht = hull @ a, hull @ n
 
     # Chord length along the axis is concave for a convex polygon: its max is at a vertex position.
-    chords = np.array([np.subtract(*reversed(_chord_at(s, hs, ht))) for s in hs])
+    chords = _chords_at_vertices(hs, ht)
     best = float(chords.max())
     tie = hs[chords >= best - 1e-9 * max(1.0, best)]
     s_mid = 0.5 * (float(tie.min()) + float(tie.max()))  # middle of a flat run (rectangles)
@@ -235,9 +296,8 @@ def measure_mask(
     e1 = (s_mid * a + t_lo * n) / scale
     e2 = (s_mid * a + t_hi * n) / scale
 
-    ys, xs = np.nonzero(comp)
-    depth = (ys.max() + 1 - ys.min()) * row_mm
-    width = (xs.max() + 1 - xs.min()) * col_mm
+    depth = comp.shape[0] * row_mm  # the crop is the component's tight bounding box
+    width = comp.shape[1] * col_mm
 
     def pt(v: np.ndarray) -> tuple[float, float]:
         return (float(v[0]), float(v[1]))
@@ -251,7 +311,7 @@ def measure_mask(
         depth_to_width=float(depth / width),
         longest_axis=(pt(p / scale), pt(q / scale)),
         perpendicular_axis=(pt(e1), pt(e2)),
-        spacing_source=spacing_source if spacing_mm is not None else None,
+        spacing_source=source,
     )
 
 
@@ -269,3 +329,118 @@ def format_measurements(m: LesionMeasurements | None) -> list[tuple[str, str]]:
             f"{m.depth_to_width:.2f}" + (" (taller than wide)" if m.taller_than_wide else " (wider than tall)"),
         ),
     ]
+
+
+# --- user calibration (images without a trusted pixel size) ---------------------------------------
+
+USER_CALIBRATED = "user calibrated"
+CALIBRATION_FILE_NAME = "calibrations.json"
+
+
+def spacing_from_line(p0: tuple[float, float], p1: tuple[float, float], length_mm: float) -> tuple[float, float]:
+    """A line drawn over the scanner's depth scale, (x, y) pixel endpoints, and its length in mm ->
+    (row_mm, col_mm). Pixels are assumed square (true of B-mode scan conversion), so the one
+    measured direction calibrates both."""
+    px = math.hypot(p1[0] - p0[0], p1[1] - p0[1])
+    if not (math.isfinite(length_mm) and length_mm > 0):
+        raise ValueError("the length must be a positive number of millimetres")
+    if px < 5:
+        raise ValueError("the line is too short to calibrate: draw it over a longer part of the scale")
+    mm = length_mm / px
+    return (mm, mm)
+
+
+class CalibrationStore:
+    """User calibrations remembered per image, keyed by the sha256 of the file (never its name).
+
+    A small JSON file in the user's data folder, rewritten atomically on each change.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        if path is None:
+            from busapp.core.paths import user_data_dir
+
+            path = user_data_dir() / CALIBRATION_FILE_NAME
+        self.path = Path(path)
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}  # missing or damaged: no calibrations rather than a crash
+
+    def get(self, sha256: str) -> tuple[float, float] | None:
+        entry = self._load().get(sha256)
+        try:
+            row, col = (float(v) for v in entry["spacing_mm"])
+        except (TypeError, KeyError, ValueError):
+            return None
+        return (row, col) if row > 0 and col > 0 else None
+
+    def entry(self, sha256: str) -> dict[str, Any] | None:
+        return self._load().get(sha256)
+
+    def set(
+        self,
+        sha256: str,
+        spacing_mm: tuple[float, float],
+        line: tuple[tuple[float, float], tuple[float, float]] | None = None,
+        length_mm: float | None = None,
+    ) -> None:
+        from busapp.core.atomic import write_text_atomic
+
+        data = self._load()
+        data[sha256] = {
+            "spacing_mm": [float(spacing_mm[0]), float(spacing_mm[1])],
+            "line": [list(map(float, p)) for p in line] if line else None,
+            "length_mm": length_mm,
+            "source": USER_CALIBRATED,
+            "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        write_text_atomic(self.path, json.dumps(data, indent=1))
+
+    def remove(self, sha256: str) -> None:
+        from busapp.core.atomic import write_text_atomic
+
+        data = self._load()
+        if data.pop(sha256, None) is not None:
+            write_text_atomic(self.path, json.dumps(data, indent=1))
+
+
+def resolve_spacing(
+    loaded: Any, lesion: np.ndarray, sha256: str | None = None, calibrations: CalibrationStore | None = None
+) -> tuple[tuple[float, float] | None, str | None]:
+    """The pixel size to measure ``lesion`` with: the image's own trusted spacing (DICOM) first,
+    else the user's calibration of this file, else (None, None) = pixels."""
+    try:
+        from busapp.core.spacing import spacing_for_mask
+    except ImportError:  # older core without region-aware spacing
+        spacing_for_mask = None
+    if spacing_for_mask is not None:
+        found = spacing_for_mask(loaded, lesion)
+        if found is not None:
+            return found
+    elif getattr(loaded, "pixel_spacing_mm", None) is not None:
+        return loaded.pixel_spacing_mm, loaded.spacing_source or "image header"
+    if sha256 and calibrations is not None:
+        spacing = calibrations.get(sha256)
+        if spacing is not None:
+            return spacing, USER_CALIBRATED
+    return None, None
+
+
+def measure_image(
+    loaded: Any, mask: np.ndarray, sha256: str | None = None, calibrations: CalibrationStore | None = None
+) -> LesionMeasurements | None:
+    """Measure a predicted mask of a loaded image with the best pixel size available."""
+    found = _component_crop(np.asarray(mask, bool))
+    if found is None:
+        return None
+    crop, y0, x0 = found
+    lesion = np.zeros(np.shape(mask), bool)
+    lesion[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+    spacing, source = resolve_spacing(loaded, lesion, sha256, calibrations)
+    if spacing is None:
+        return _measure_component(crop, y0, x0, 1.0, 1.0, "px", "px²", None)
+    return measure_mask(lesion, spacing, source)

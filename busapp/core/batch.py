@@ -1,0 +1,389 @@
+"""Batch analysis of a folder (Qt-free): every image, one CSV row each, plus the masks.
+
+Used by the GUI's batch dialog (on its worker thread) and by ``busapp-cli batch``.
+
+* Inputs are only read. Outputs go to ``out_dir``: ``results.csv`` and ``masks/<same sub-folders>/
+  <name>_mask.png``. Every file is written atomically (temp file + rename), and the CSV is rewritten
+  whole at checkpoints, so after a crash or a cancel the CSV lists exactly the images whose masks
+  are on disk.
+* Resume: a row already in ``results.csv`` for the same relative file, same sha256 and same model
+  version, without an error and with its mask present, is kept and the image is skipped.
+* An ``out_dir`` inside the input folder is left out of the scan.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from busapp.core.atomic import save_mask_png, write_text_atomic
+from busapp.core.imageio import ImageLoadError, load_image
+from busapp.core.measure import CalibrationStore, measure_image
+
+CSV_NAME = "results.csv"
+MASK_DIR_NAME = "masks"
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".gif", ".webp"})
+MEASURE_COLUMNS = (
+    "area",
+    "area_unit",
+    "longest_diameter",
+    "perpendicular_diameter",
+    "unit",
+    "depth_to_width",
+    "spacing_source",
+)
+CHECKPOINT_SECONDS = 2.0
+
+ProgressCallback = Callable[["BatchProgress"], None]
+
+
+def csv_columns(classes: tuple[str, ...]) -> list[str]:
+    return [
+        "file",
+        "label",
+        *[f"p_{c}" for c in classes],
+        "low_confidence",
+        *MEASURE_COLUMNS,
+        "model_name",
+        "model_version",
+        "mask",
+        "sha256",
+        "error",
+    ]
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    done: int  # images finished (analysed, failed or skipped as already done)
+    total: int
+    eta_s: float | None  # seconds left, None until there is a first timing
+    current: str = ""  # relative path of the image just finished
+    skipped: int = 0
+
+
+@dataclass
+class BatchResult:
+    total: int
+    analysed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    cancelled: bool = False
+    elapsed_s: float = 0.0
+    csv_path: Path | None = None
+    mask_dir: Path | None = None
+    rows: list[dict[str, str]] = field(default_factory=list, repr=False)
+    not_images: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why it was left out)
+
+    @property
+    def done(self) -> int:
+        return self.analysed + self.skipped
+
+    def summary(self) -> str:
+        """One sentence for the user."""
+        what = f"{self.analysed} analysed, {self.skipped} already done, {self.failed} failed"
+        if self.not_images:
+            what += f"; {len(self.not_images)} other files were not images"
+        if self.cancelled:
+            return (
+                f"Cancelled after {self.done} of {self.total} images ({what}). The results so far are "
+                f"saved in {self.csv_path}; run the batch again on the same folders to resume."
+            )
+        return f"Finished {self.total} images ({what}). Results: {self.csv_path}"
+
+
+def find_images(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files under ``folder`` (recursive, sorted) and (path, reason) for files left out.
+
+    Uses the core's content-sniffing finder where available, so the GUI and the batch agree on
+    what an image is; ``exclude`` (the output folder, if inside) is left out.
+    """
+    folder = Path(folder)
+    skipped: list[tuple[Path, str]] = []
+    try:
+        from busapp.core.imageio import find_images as core_find  # type: ignore[attr-defined]
+    except ImportError:
+        core_find = None
+    if core_find is not None:
+        found, skipped = core_find([folder])
+        found = [Path(p) for p in found]
+    else:  # older core: by extension
+        found = []
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found += [
+                Path(root, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS
+            ]
+    if exclude is not None:
+        excl = Path(exclude).resolve()
+        found = [p for p in found if not p.resolve().is_relative_to(excl)]
+        skipped = [(p, r) for p, r in skipped if not p.resolve().is_relative_to(excl)]
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix()), skipped
+
+
+def mask_names(rel_paths: list[str]) -> dict[str, str]:
+    """Relative image path -> relative mask path; two images differing only by extension get distinct masks."""
+    def stem(rel: str) -> str:
+        return Path(rel).with_suffix("").as_posix()
+
+    counts: dict[str, int] = {}
+    for rel in rel_paths:
+        counts[stem(rel).lower()] = counts.get(stem(rel).lower(), 0) + 1
+    out = {}
+    for rel in rel_paths:
+        s = stem(rel)
+        if counts[s.lower()] > 1:  # case001.png and case001.jpg: keep the extension in the name
+            s = f"{s}_{Path(rel).suffix.lstrip('.')}"
+        out[rel] = f"{MASK_DIR_NAME}/{s}_mask.png"
+    return out
+
+
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []  # missing or unreadable: start afresh (the old file is replaced atomically)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(sorted(rows, key=lambda r: r["file"]))
+    write_text_atomic(path, buf.getvalue())
+
+
+@dataclass
+class _Loaded:
+    rel: str
+    sha256: str | None = None
+    image: Any = None
+    error: str | None = None
+
+
+def _load(folder: Path, rel: str, done: Callable[[str, str], bool] | None = None) -> _Loaded:
+    """Hash the file and decode it, unless ``done(rel, sha256)`` says a previous run covered it."""
+    path = folder / rel
+    try:
+        data = path.read_bytes()
+        item = _Loaded(rel, hashlib.sha256(data).hexdigest())
+    except OSError as e:
+        return _Loaded(rel, error=f"{rel}: cannot be read ({e.strerror or e}).")
+    if done is not None and done(rel, item.sha256):
+        return item
+    try:
+        item.image = load_image(path)
+    except ImageLoadError as e:
+        item.error = str(e)
+    except Exception as e:  # a broken file must not stop the batch
+        item.error = f"{rel}: cannot be opened ({type(e).__name__}: {e})"
+    return item
+
+
+def run_batch(
+    folder: Path,
+    out_dir: Path,
+    predictor: Any = None,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    resume: bool = True,
+    audit: Any = None,
+    calibrations: CalibrationStore | None = None,
+    source: str = "batch",
+) -> BatchResult:
+    """Analyse every image under ``folder``; see the module docstring for the outputs.
+
+    ``predictor``: a ``busapp.core.predictor.Predictor`` (one is made with the default model if None).
+    ``cancel``: set it from another thread to stop after the current image; what was done is kept.
+    ``audit``: an ``AuditLog`` (one record per analysed image plus a batch summary), or None.
+    """
+    t0 = time.perf_counter()
+    folder, out_dir = Path(folder), Path(out_dir)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    if predictor is None:
+        from busapp.core.predictor import Predictor
+
+        predictor = Predictor()
+    cancel = cancel or threading.Event()
+    bundle = predictor.bundle
+    columns = csv_columns(bundle.classes)
+    csv_path, mask_root = out_dir / CSV_NAME, out_dir / MASK_DIR_NAME
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    found, not_images = find_images(folder, exclude=out_dir)
+    files = [p.relative_to(folder).as_posix() for p in found]
+    masks = mask_names(files)
+    previous = {r.get("file", ""): r for r in read_csv_rows(csv_path)} if resume else {}
+    rows: dict[str, dict[str, str]] = {}
+    result = BatchResult(
+        total=len(files),
+        csv_path=csv_path,
+        mask_dir=mask_root,
+        not_images=[(p.relative_to(folder).as_posix(), r) for p, r in not_images],
+    )
+
+    # Reading + decoding runs one image ahead on a helper thread (PIL and hashlib release the GIL),
+    # overlapping with inference and mask writing on this thread.
+    todo: queue.Queue[_Loaded | None] = queue.Queue(maxsize=4)
+
+    def already_done(rel: str, sha256: str) -> bool:
+        old = previous.get(rel)
+        return (
+            old is not None
+            and old.get("sha256") == sha256
+            and old.get("model_version") == bundle.version
+            and not old.get("error")
+            and bool(old.get("mask"))
+            and (out_dir / old["mask"]).exists()
+        )
+
+    def reader() -> None:
+        for rel in files:
+            if cancel.is_set():
+                break
+            todo.put(_load(folder, rel, already_done))
+        todo.put(None)
+
+    threading.Thread(target=reader, name="busapp-batch-reader", daemon=True).start()
+
+    # Mask PNGs are encoded and fsync'ed on another thread, overlapping with the next inference.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="busapp-batch-writer")
+    pending: list[tuple[str, dict[str, str], Future]] = []
+
+    def settle(rel: str, row: dict[str, str], fut: Future) -> None:
+        try:
+            fut.result()
+        except Exception as e:
+            row["error"] = f"{rel}: the mask could not be written ({type(e).__name__}: {e})"
+            row["mask"] = ""
+        rows[rel] = row
+
+    last_checkpoint = time.monotonic()
+    worked = 0
+    finished = 0
+    reader_done = False
+    while not cancel.is_set():
+        item = todo.get()
+        if item is None:
+            reader_done = True
+            break
+        rel = item.rel
+        if item.sha256 is not None and already_done(rel, item.sha256):
+            rows[rel] = previous[rel]
+            result.skipped += 1
+        else:
+            row, mask = _analyse(item, predictor, calibrations, audit, source)
+            if mask is not None:
+                row["mask"] = masks[rel]
+                pending.append((rel, row, writer.submit(save_mask_png, out_dir / masks[rel], mask)))
+            else:
+                rows[rel] = row
+            result.analysed += 1
+            while len(pending) > 4:
+                settle(*pending.pop(0))
+            worked += 1
+        finished += 1
+        if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+            while pending:  # a row enters the CSV only once its mask is on disk
+                settle(*pending.pop(0))
+            _write_csv(csv_path, columns, list(rows.values()))
+            last_checkpoint = time.monotonic()
+        if progress is not None:
+            # ETA from the measured rate of this run (skips are near-free and excluded).
+            elapsed = time.perf_counter() - t0
+            rate = worked / elapsed if worked and elapsed > 0 else None
+            eta = (len(files) - finished) / rate if rate else None
+            progress(BatchProgress(finished, len(files), eta, rel, result.skipped))
+    if finished < len(files):
+        result.cancelled = True
+        while not reader_done and todo.get() is not None:  # unblock the reader so it ends
+            pass
+    while pending:
+        settle(*pending.pop(0))
+    writer.shutdown()
+    result.failed = sum(1 for r in rows.values() if r.get("error"))
+    _write_csv(csv_path, columns, list(rows.values()))
+    result.rows = sorted(rows.values(), key=lambda r: r["file"])
+    result.elapsed_s = time.perf_counter() - t0
+    if audit is not None:
+        audit.record(
+            "batch",
+            model={"name": bundle.name, "version": bundle.version},
+            details={
+                "images": result.total,
+                "analysed": result.analysed,
+                "skipped": result.skipped,
+                "failed": result.failed,
+                "cancelled": result.cancelled,
+            },
+            source=source,
+        )
+    return result
+
+
+def _analyse(
+    item: _Loaded,
+    predictor: Any,
+    calibrations: CalibrationStore | None,
+    audit: Any,
+    source: str,
+) -> tuple[dict[str, str], np.ndarray | None]:
+    """The CSV row (without the mask column) and the mask to save, or (row with error, None)."""
+    bundle = predictor.bundle
+    row: dict[str, str] = {
+        "file": item.rel,
+        "sha256": item.sha256 or "",
+        "model_name": bundle.name,
+        "model_version": bundle.version,
+        "error": item.error or "",
+    }
+    if item.error:
+        return row, None
+    try:
+        pred = predictor.predict(item.image.frame(0))
+        m = measure_image(item.image, pred.mask, item.sha256, calibrations)
+    except Exception as e:  # one bad image must not stop the others
+        row["error"] = f"{item.rel}: analysis failed ({type(e).__name__}: {e})"
+        return row, None
+    row["label"] = pred.label
+    for c, p in pred.probabilities.items():
+        row[f"p_{c}"] = f"{p:.6f}"
+    row["low_confidence"] = str(pred.low_confidence).lower()
+    if m is not None:
+        for k in MEASURE_COLUMNS:
+            row[k] = _fmt(getattr(m, k))
+    if audit is not None:
+        audit.record_analysis(item.sha256, pred, m, source=source)
+    return row, pred.mask
+
+
+def mask_of(out_dir: Path, row: dict[str, str]) -> np.ndarray | None:
+    """Read back a row's mask as bool (for checks and the GUI)."""
+    from PIL import Image
+
+    if not row.get("mask"):
+        return None
+    with Image.open(Path(out_dir) / row["mask"]) as im:
+        return np.asarray(im.convert("L")) > 127
