@@ -16,13 +16,14 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from busapp.core import imageio
 from busapp.core.imageio import FrameSequence, ImageLoadError, LoadedImage
 
-# MPO: cameras and some scanners save JPEGs as multi-picture files; frame 0 is the image.
-FORMATS = ("PNG", "JPEG", "MPO", "BMP", "DIB", "TIFF")
+# MPO (multi-picture JPEG from cameras, opened by the JPEG plugin): frame 0 is the image.
+FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF")  # JPEG also opens MPO
 MULTI_FRAME_FORMATS = ("TIFF",)
 
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a half-grey image
+Image.init()  # register every plugin once, so that restricting to FORMATS finds them all
 
 
 def looks_like_raster(head: bytes) -> bool:
