@@ -1,6 +1,7 @@
 """``busapp-cli``: the app's analysis from a terminal, one JSON object per image on stdout.
 
     busapp-cli predict [--mask-dir DIR] IMAGE...
+    busapp-cli batch FOLDER --out DIR      (CSV + masks; progress on stderr; see busapp.cli.batch)
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled model)")
     pr.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
     pr.set_defaults(func=cmd_predict)
+    from busapp.cli.batch import add_batch_parser
+
+    add_batch_parser(sub)
     return p
 
 

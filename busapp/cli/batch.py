@@ -1,0 +1,157 @@
+"""``busapp-cli batch FOLDER --out DIR``: analyse a folder; progress on stderr, one JSON summary on stdout.
+
+Ctrl-C cancels cleanly: the images done so far stay in DIR/results.csv and a rerun resumes.
+Exit status: 0 all analysed, 1 some images failed, 2 the model or folder could not be used,
+130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from busapp.core.batch import BatchProgress, BatchResult
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    s = round(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class ProgressBar:
+    """A one-line terminal progress bar (no tqdm). On a terminal it redraws in place with ``\\r``;
+    into a file or pipe it writes a line every 10 % so logs stay readable."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last_draw = 0.0
+        self._last_decile = -1
+        self._t0 = time.monotonic()
+
+    def line(self, p: BatchProgress) -> str:
+        frac = p.done / p.total if p.total else 1.0
+        filled = int(self.width * frac)
+        bar = "#" * filled + "." * (self.width - filled)
+        rate = p.done / max(1e-9, time.monotonic() - self._t0)
+        return f"[{bar}] {p.done}/{p.total} {frac:4.0%}  {rate:5.1f} img/s  left {format_eta(p.eta_s)}"
+
+    def update(self, p: BatchProgress) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_draw >= 0.1 or p.done == p.total:
+                self.stream.write("\r" + self.line(p) + "\x1b[K")
+                self.stream.flush()
+                self._last_draw = now
+        else:
+            decile = int(10 * p.done / p.total) if p.total else 10
+            if decile != self._last_decile:
+                self.stream.write(self.line(p) + "\n")
+                self.stream.flush()
+                self._last_decile = decile
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from busapp.core.audit import AuditLog
+    from busapp.core.batch import run_batch
+    from busapp.core.measure import CalibrationStore
+    from busapp.core.model_bundle import ModelBundleError
+    from busapp.core.predictor import Predictor
+
+    err = sys.stderr
+    if not args.folder.is_dir():
+        print(f"busapp-cli batch: {args.folder} is not a folder", file=err)
+        return 2
+    try:
+        predictor = Predictor(args.model, num_threads=args.threads)
+    except ModelBundleError as e:
+        print(f"busapp-cli batch: {e}", file=err)
+        return 2
+    bar = None if args.quiet else ProgressBar(err)
+    cancel = threading.Event()
+    box: dict[str, BatchResult | BaseException] = {}
+
+    def work() -> None:
+        try:
+            box["result"] = run_batch(
+                args.folder,
+                args.out,
+                predictor,
+                progress=bar.update if bar else None,
+                cancel=cancel,
+                resume=not args.no_resume,
+                audit=AuditLog(),
+                calibrations=CalibrationStore(),
+                source="cli",
+            )
+        except BaseException as e:
+            box["error"] = e
+
+    # The batch runs on a thread so that Ctrl-C here can cancel it cleanly instead of killing it.
+    t = threading.Thread(target=work, name="busapp-cli-batch")
+    t.start()
+    try:
+        while t.is_alive():
+            t.join(0.2)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\nCancelling after the current image...", file=err)
+        t.join()
+    if bar:
+        bar.close()
+    if "error" in box:
+        print(f"busapp-cli batch: failed ({box['error']})", file=err)
+        return 2
+    result = box["result"]
+    assert isinstance(result, BatchResult)
+    print(result.summary(), file=err)
+    print(
+        json.dumps(
+            {
+                "csv": str(result.csv_path),
+                "masks": str(result.mask_dir),
+                "total": result.total,
+                "analysed": result.analysed,
+                "skipped": result.skipped,
+                "failed": result.failed,
+                "not_images": len(result.not_images),
+                "cancelled": result.cancelled,
+                "seconds": round(result.elapsed_s, 2),
+            }
+        ),
+        flush=True,
+    )
+    if result.cancelled:
+        return 130
+    return 1 if result.failed else 0
+
+
+def add_batch_parser(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser(
+        "batch",
+        help="analyse every image in a folder (recursively): DIR/results.csv + DIR/masks/, resumable",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    b.add_argument("folder", type=Path, help="folder of images (searched recursively; never modified)")
+    b.add_argument("--out", type=Path, required=True, help="output folder for results.csv and masks/")
+    b.add_argument("--no-resume", action="store_true", help="analyse everything again, ignoring an earlier CSV")
+    b.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled model)")
+    b.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_batch)
