@@ -272,15 +272,20 @@ def check_qt(ctx: Context) -> str:
         app = QGuiApplication([APP_NAME, "-platform", "offscreen"])
     ctx.qt_app = app
     problems = []
-    plugins_dir = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+    # Where Qt looks for plugins: QT_PLUGIN_PATH (set by PyInstaller's runtime hook when frozen) and its own.
+    plugin_dirs = [Path(d) for d in QGuiApplication.libraryPaths()]
+    plugin_dirs.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)))
     platforms = sorted(
-        p.name.split(".")[0].removeprefix("libq").removeprefix("q")
-        for p in (plugins_dir / "platforms").glob("*")
-        if p.is_file()
+        {
+            p.name.split(".")[0].removeprefix("libq").removeprefix("q")
+            for d in plugin_dirs
+            for p in (d / "platforms").glob("*")
+            if p.is_file()
+        }
     )
     native = {"linux": ("xcb", "wayland"), "win32": ("windows",), "darwin": ("cocoa",)}.get(sys.platform, ())
     if native and not any(n in platforms for n in native):
-        problems.append(f"no native Qt platform plugin ({' or '.join(native)}) in {plugins_dir / 'platforms'}")
+        problems.append(f"no native Qt platform plugin ({' or '.join(native)}) among {platforms}")
     formats = {bytes(f.data()).decode() for f in QImageReader.supportedImageFormats()}
     for fmt in ("png", "jpg", "svg"):
         if fmt not in formats:
