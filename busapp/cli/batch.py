@@ -85,6 +85,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bar = None if args.quiet else ProgressBar(err)
     cancel = threading.Event()
     box: dict[str, BatchResult | BaseException] = {}
+    finished = threading.Event()
 
     def work() -> None:
         try:
@@ -101,17 +102,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
         except BaseException as e:
             box["error"] = e
+        finally:
+            finished.set()
 
     # The batch runs on a thread so that Ctrl-C here can cancel it cleanly instead of killing it.
     t = threading.Thread(target=work, name="busapp-cli-batch")
     t.start()
-    try:
-        while t.is_alive():
-            t.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        print("\nCancelling after the current image...", file=err)
-        t.join()
+    # Wait on an Event, not Thread.join: a join interrupted by Ctrl-C can return early (CPython).
+    while True:
+        try:
+            while not finished.wait(0.2):
+                pass
+            break
+        except KeyboardInterrupt:
+            if not cancel.is_set():
+                cancel.set()
+                print("\nCancelling after the current image...", file=err, flush=True)
     if bar:
         bar.close()
     if "error" in box:
