@@ -10,6 +10,7 @@ pydicom's own log messages can quote element values, so they are silenced.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import warnings
@@ -329,9 +330,10 @@ def _load_dicom(path: Path, data: bytes) -> LoadedImage:
     first = decode(0)
     regions = _parse_regions(ds)
     spacing, source = _pixel_spacing(ds), SOURCE_PIXEL_SPACING
-    # Pixel Spacing is image-wide; if calibrated ultrasound regions contradict it, trust neither image-wide.
+    # A file that contradicts itself (Pixel Spacing vs. a calibrated region) gets no mm at all.
     if spacing is not None and any(r.spacing_mm and not spacings_agree(r.spacing_mm, spacing) for r in regions):
         spacing = None
+        regions = [dataclasses.replace(r, spacing_mm=None) for r in regions]
     frames = [first] if n == 1 else FrameSequence(n, decode, name, first=first)
     return LoadedImage(
         path=path,

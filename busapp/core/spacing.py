@@ -11,6 +11,7 @@ Rules (also in docs/image-formats.md):
   and the lesion's bounding box lies entirely inside that region. If the box lies in no
   calibrated region, straddles regions, or the regions/Pixel Spacing that contain it disagree,
   there is no trusted spacing and measurements stay in pixels.
+* A file whose Pixel Spacing contradicts one of its calibrated regions gets no spacing at all.
 """
 
 from __future__ import annotations
