@@ -1,0 +1,162 @@
+"""The list of opened images: thumbnail, file name and status (queued, analysing, done, error)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+QUEUED, LOADING, ANALYSING, DONE, ERROR = "queued", "loading", "analysing", "done", "error"
+
+JOB_ROLE = Qt.ItemDataRole.UserRole + 1
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
+DETAIL_ROLE = Qt.ItemDataRole.UserRole + 3  # the second line, e.g. "suggests benign \u00b7 0.72"
+THUMB_ROLE = Qt.ItemDataRole.UserRole + 4
+
+STATUS_TEXT = {QUEUED: "Queued", LOADING: "Opening\u2026", ANALYSING: "Analysing\u2026", DONE: "Done", ERROR: "Error"}
+STATUS_COLOUR = {
+    QUEUED: QColor(140, 146, 155),
+    LOADING: QColor(120, 170, 225),
+    ANALYSING: QColor(120, 170, 225),
+    DONE: QColor(200, 204, 210),
+    ERROR: QColor(232, 128, 110),
+}
+ROW_HEIGHT = 64
+THUMB = 52
+
+
+class _ItemDelegate(QStyledItemDelegate):
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return QSize(option.rect.width() or 220, ROW_HEIGHT)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        painter.save()
+        r = option.rect
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        if selected:
+            painter.fillRect(r, QColor(48, 76, 110))
+        elif option.state & QStyle.StateFlag.State_MouseOver:
+            painter.fillRect(r, QColor(40, 43, 49))
+
+        # Thumbnail, letterboxed in a dark square.
+        box = QRect(r.left() + 8, r.top() + (r.height() - THUMB) // 2, THUMB, THUMB)
+        painter.fillRect(box, QColor(8, 9, 10))
+        thumb = index.data(THUMB_ROLE)
+        if isinstance(thumb, QPixmap) and not thumb.isNull():
+            pm = thumb.scaled(box.size() * painter.device().devicePixelRatioF(), Qt.AspectRatioMode.KeepAspectRatio,
+                              Qt.TransformationMode.SmoothTransformation)
+            pm.setDevicePixelRatio(painter.device().devicePixelRatioF())
+            sz = pm.deviceIndependentSize().toSize()
+            painter.drawPixmap(box.left() + (THUMB - sz.width()) // 2, box.top() + (THUMB - sz.height()) // 2, pm)
+
+        status = index.data(STATUS_ROLE) or QUEUED
+        x = box.right() + 10
+        text_w = r.right() - x - 8
+        name_font = QFont(option.font)
+        name_font.setWeight(QFont.Weight.DemiBold)
+        painter.setFont(name_font)
+        painter.setPen(QColor(232, 234, 237))
+        fm = QFontMetrics(name_font)
+        name = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideMiddle, text_w)
+        painter.drawText(QRect(x, r.top() + 12, text_w, fm.height()), Qt.AlignmentFlag.AlignLeft, name)
+
+        detail = index.data(DETAIL_ROLE) or STATUS_TEXT.get(status, status)
+        small = QFont(option.font)
+        small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.92))
+        painter.setFont(small)
+        fm2 = QFontMetrics(small)
+        # A small status dot before the second line.
+        dot = QColor(STATUS_COLOUR.get(status, STATUS_COLOUR[QUEUED]))
+        cy = r.top() + 14 + fm.height() + fm2.height() // 2
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(dot)
+        painter.drawEllipse(x, cy - 3, 7, 7)
+        painter.setPen(dot if status in (ERROR, ANALYSING, LOADING) else QColor(165, 171, 180))
+        detail = fm2.elidedText(str(detail), Qt.TextElideMode.ElideRight, text_w - 12)
+        painter.drawText(QRect(x + 12, r.top() + 14 + fm.height(), text_w - 12, fm2.height()),
+                         Qt.AlignmentFlag.AlignLeft, detail)
+        painter.restore()
+
+
+class ImageList(QListWidget):
+    """One row per opened image. Rows are found by job id (each opened file gets one)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("imageList")
+        self.setItemDelegate(_ItemDelegate(self))
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setUniformItemSizes(True)
+        self.setMouseTracking(True)
+        self.setAcceptDrops(False)  # the main window takes drops
+        self.viewport().setAcceptDrops(False)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self._rows: dict[int, QListWidgetItem] = {}
+
+    def add_image(self, job_id: int, name: str, tooltip: str = "") -> QListWidgetItem:
+        item = QListWidgetItem(name)
+        item.setData(JOB_ROLE, job_id)
+        item.setData(STATUS_ROLE, QUEUED)
+        item.setToolTip(tooltip or name)
+        self.addItem(item)
+        self._rows[job_id] = item
+        return item
+
+    def item_for(self, job_id: int) -> QListWidgetItem | None:
+        return self._rows.get(job_id)
+
+    def set_status(self, job_id: int, status: str, detail: str | None = None) -> None:
+        item = self._rows.get(job_id)
+        if item is None:
+            return
+        item.setData(STATUS_ROLE, status)
+        item.setData(DETAIL_ROLE, detail)
+
+    def status(self, job_id: int) -> str | None:
+        item = self._rows.get(job_id)
+        return None if item is None else item.data(STATUS_ROLE)
+
+    def detail(self, job_id: int) -> str | None:
+        item = self._rows.get(job_id)
+        return None if item is None else (item.data(DETAIL_ROLE) or STATUS_TEXT.get(item.data(STATUS_ROLE)))
+
+    def set_thumbnail(self, job_id: int, pixmap: QPixmap) -> None:
+        item = self._rows.get(job_id)
+        if item is not None:
+            item.setData(THUMB_ROLE, pixmap)
+
+    def current_job(self) -> int | None:
+        item = self.currentItem()
+        return None if item is None else int(item.data(JOB_ROLE))
+
+    def select_job(self, job_id: int) -> None:
+        item = self._rows.get(job_id)
+        if item is not None:
+            self.setCurrentItem(item)
+            self.scrollToItem(item)
+
+    def step(self, delta: int) -> None:
+        """Move the selection by ``delta`` rows (clamped)."""
+        if self.count() == 0:
+            return
+        row = self.currentRow()
+        row = 0 if row < 0 else min(self.count() - 1, max(0, row + delta))
+        self.setCurrentRow(row)
+
+    def remove_all(self) -> list[int]:
+        ids = list(self._rows)
+        self._rows.clear()
+        self.clear()
+        return ids
+
+    def job_ids(self) -> list[int]:
+        return [int(self.item(i).data(JOB_ROLE)) for i in range(self.count())]
