@@ -16,6 +16,7 @@ import io
 import math
 import os
 import platform
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -307,6 +308,28 @@ def check_qt(ctx: Context) -> str:
     )
 
 
+# Audit events that mean a real network access (creating a socket alone is not one: urllib3, if
+# installed, probes IPv6 support at import time by binding to ::1).
+NETWORK_EVENTS = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
+                            "socket.gethostbyname", "socket.gethostbyaddr", "urllib.Request"})
+_network_attempts: list[str] = []
+_audit_installed = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event in NETWORK_EVENTS:
+        if event == "socket.connect" and args and getattr(args[0], "family", None) == getattr(socket, "AF_UNIX", None):
+            return  # local IPC (X11, D-Bus), not the network
+        _network_attempts.append(f"{event} {args[1:2]!r}"[:200])
+
+
+def check_network(ctx: Context) -> str:
+    """Runs last: no check above may have touched the network (the app must work offline)."""
+    if _network_attempts:
+        raise CheckFailed("network access attempted: " + "; ".join(_network_attempts[:5]))
+    return "no network access during the checks"
+
+
 CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("model", check_model),
     ("runtime", check_runtime),
@@ -314,6 +337,7 @@ CHECKS: list[tuple[str, Callable[[Context], str]]] = [
     ("repeat", check_repeat),
     ("dicom", check_dicom),
     ("qt", check_qt),
+    ("network", check_network),
 ]
 
 
@@ -365,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.system()} {platform.machine()}",
         file=out,
     )
+    global _audit_installed
+    if not _audit_installed:  # audit hooks cannot be removed: install once per process
+        sys.addaudithook(_audit)
+        _audit_installed = True
+    _network_attempts.clear()
     ctx = Context(model_dir=args.model, image_path=args.image)
     skip = {n for n, flag in (("qt", args.no_qt), ("dicom", args.no_dicom)) if flag}
     results = run_checks(ctx, skip)

@@ -174,3 +174,18 @@ def test_built_bundle_self_test() -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "bundle at" in r.stdout
+
+
+def test_network_access_fails_the_self_test(monkeypatch, capsys) -> None:
+    import socket
+
+    def phones_home(ctx: selftest.Context) -> str:
+        socket.getaddrinfo("localhost", 443)  # resolving is already a network access attempt
+        return "did something"
+
+    checks = [c for c in selftest.CHECKS if c[0] in ("model", "network")]
+    monkeypatch.setattr(selftest, "CHECKS", [checks[0], ("sneaky", phones_home), checks[1]])
+    rc, out = _run(["--no-qt", "--no-dicom"], capsys)
+    assert rc == 1
+    assert "FAIL  network" in out
+    assert "socket.getaddrinfo" in out
