@@ -1,0 +1,413 @@
+"""One-page PDF report for one image, drawn with Qt's own PDF writer (QPdfWriter + QPainter).
+
+Contents: the decision-support notice, file name and sha256, date and time, the image and the
+image with the lesion outline and calipers, the predicted class and all probabilities, the
+measurements (with units and where the pixel size came from), and the model's name, version and
+test metrics from its model card.
+
+``report_text`` gives the same content as plain lines (what the PDF must say; tests compare the
+two). ``paint_report`` draws onto any QPaintDevice, so the page can also be previewed as a QImage.
+Needs a QGuiApplication, no window. The PDF is written atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QImage,
+    QPageLayout,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+    QPen,
+)
+
+from busapp import DISCLAIMER, __version__
+from busapp.core.atomic import write_bytes_atomic
+from busapp.core.measure import LesionMeasurements, format_measurements
+from busapp.report.render import array_to_qimage, render_overlay
+
+DPI = 300
+PAGE_MM = (210.0, 297.0)  # A4
+MARGIN_MM = 14.0
+METRIC_LABELS = (
+    ("accuracy", "Accuracy"),
+    ("macro_f1", "Macro F1"),
+    ("sensitivity_normal", "Sensitivity, normal"),
+    ("sensitivity_benign", "Sensitivity, benign"),
+    ("sensitivity_malignant", "Sensitivity, malignant"),
+    ("auc_benign_vs_malignant", "AUC benign vs malignant"),
+    ("dice_mean", "Lesion outline Dice (mean)"),
+)
+
+
+@dataclass(frozen=True)
+class ReportData:
+    file_name: str
+    sha256: str
+    generated: _dt.datetime
+    image: np.ndarray
+    mask: np.ndarray | None
+    frame_index: int
+    n_frames: int
+    label: str
+    probabilities: dict[str, float]
+    low_confidence: bool
+    measurements: LesionMeasurements | None
+    spacing_note: str
+    model_name: str
+    model_version: str
+    card: dict[str, Any]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_report_data(
+    loaded: Any,
+    prediction: Any,
+    measurements: LesionMeasurements | None,
+    card: dict[str, Any],
+    frame_index: int = 0,
+    sha256: str | None = None,
+    generated: _dt.datetime | None = None,
+) -> ReportData:
+    m = measurements
+    if m is None:
+        note = "no lesion outlined by the model"
+    elif m.spacing_source is None:
+        note = "pixel size unknown: measurements in pixels (calibrate to get mm)"
+    elif m.spacing_source == "user calibrated":
+        note = "USER CALIBRATED: pixel size from a line drawn by the user over the depth scale"
+    else:
+        note = f"pixel size from {m.spacing_source}"
+    return ReportData(
+        file_name=Path(loaded.path).name,
+        sha256=sha256 or _sha256_file(Path(loaded.path)),
+        generated=(generated or _dt.datetime.now()).astimezone(),
+        image=loaded.frame(frame_index),
+        mask=getattr(prediction, "mask", None),
+        frame_index=frame_index,
+        n_frames=loaded.n_frames,
+        label=prediction.label,
+        probabilities=dict(prediction.probabilities),
+        low_confidence=bool(prediction.low_confidence),
+        measurements=m,
+        spacing_note=note,
+        model_name=prediction.model_name,
+        model_version=prediction.model_version,
+        card=card,
+    )
+
+
+def _metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    test = (card.get("metrics") or {}).get("test") or {}
+    rows = []
+    for key, label in METRIC_LABELS:
+        v = test.get(key)
+        if isinstance(v, dict) and "value" in v:
+            ci = v.get("ci95")
+            ci_s = f"  (95% CI {ci[0]:.2f}-{ci[1]:.2f})" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
+            rows.append((label, f"{v['value']:.2f}{ci_s}"))
+    return rows
+
+
+def report_text(d: ReportData) -> list[str]:
+    """The report's content as lines of plain text (the PDF shows exactly these values)."""
+    when = d.generated.strftime("%Y-%m-%d %H:%M %Z").strip()
+    lines = [
+        "Breast ultrasound - decision-support report",
+        DISCLAIMER,
+        f"File: {d.file_name}",
+        f"SHA-256: {d.sha256}",
+        f"Report generated: {when}",
+        f"Frame: {d.frame_index + 1} of {d.n_frames}",
+        f"Model output: {d.label.upper()}" + ("  (LOW CONFIDENCE)" if d.low_confidence else ""),
+    ]
+    lines += [f"{c}: {p * 100:.1f} %" for c, p in d.probabilities.items()]
+    lines += [f"{k}: {v}" for k, v in format_measurements(d.measurements)]
+    lines.append(f"Pixel size: {d.spacing_note}")
+    created = d.card.get("created", "")
+    lines.append(f"Model: {d.model_name} {d.model_version}" + (f" ({created})" if created else ""))
+    lines += [f"{k}: {v}" for k, v in _metric_rows(d.card)]
+    return lines
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+
+class _Pen:
+    """A cursor down the page: text in points, positions in device pixels (``dpi`` per inch)."""
+
+    def __init__(self, p: QPainter, rect: QRectF, dpi: float) -> None:
+        self.p, self.rect, self.dpi = p, rect, dpi
+        self.y = rect.top()
+
+    def mm(self, v: float) -> float:
+        return v * self.dpi / 25.4
+
+    def font(self, pt: float, bold: bool = False, mono: bool = False) -> QFont:
+        f = QFont("DejaVu Sans Mono" if mono else "DejaVu Sans")
+        if mono:
+            f.setStyleHint(QFont.StyleHint.Monospace)
+        f.setPointSizeF(pt)
+        f.setBold(bold)
+        self.p.setFont(f)
+        return f
+
+    def text(
+        self,
+        s: str,
+        pt: float = 9.5,
+        bold: bool = False,
+        colour: QColor | None = None,
+        mono: bool = False,
+        x: float = 0,
+    ) -> None:
+        f = self.font(pt, bold, mono)
+        self.p.setPen(colour or QColor(20, 20, 20))
+        r = QRectF(self.rect.left() + x, self.y, self.rect.width() - x, self.rect.height())
+        br = self.p.boundingRect(r, int(Qt.TextFlag.TextWordWrap), s)
+        self.p.drawText(r, int(Qt.TextFlag.TextWordWrap), s)
+        self.y += max(br.height(), QFontMetricsF(f, self.p.device()).height())
+
+    def heading(self, s: str) -> None:
+        self.y += self.mm(2.5)
+        self.text(s, 11, bold=True, colour=QColor(30, 60, 110))
+        self.p.setPen(QPen(QColor(30, 60, 110), self.mm(0.3)))
+        self.p.drawLine(self.rect.left(), self.y, self.rect.right(), self.y)
+        self.y += self.mm(1.5)
+
+    def table(self, rows: list[tuple[str, str]], key_w_mm: float = 55, pt: float = 9.5) -> None:
+        for k, v in rows:
+            y0 = self.y
+            self.text(k, pt, colour=QColor(80, 80, 80))
+            self.y = y0
+            self.text(v, pt, bold=True, x=self.mm(key_w_mm))
+
+
+def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
+    """Draw the one-page report inside ``page`` (device pixels at ``dpi``)."""
+    pen = _Pen(p, page, dpi)
+    mm = pen.mm
+    p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+
+    # Title and time.
+    when = d.generated.strftime("%Y-%m-%d %H:%M %Z").strip()
+    y0 = pen.y
+    pen.text("Breast ultrasound - decision-support report", 15, bold=True, colour=QColor(30, 60, 110))
+    y1 = pen.y
+    pen.y = y0
+    pen.font(9)
+    p.setPen(QColor(80, 80, 80))
+    p.drawText(QRectF(page.left(), y0, page.width(), mm(8)), int(Qt.AlignmentFlag.AlignRight), f"busapp {__version__}")
+    pen.y = y1 + mm(1)
+
+    # Decision-support notice: boxed, above everything else.
+    pen.font(9.5, bold=True)
+    box_h = p.boundingRect(
+        QRectF(0, 0, page.width() - mm(6), page.height()), int(Qt.TextFlag.TextWordWrap), DISCLAIMER
+    ).height() + mm(4)
+    box = QRectF(page.left(), pen.y, page.width(), box_h)
+    p.setPen(QPen(QColor(200, 130, 0), mm(0.5)))
+    p.setBrush(QColor(255, 244, 214))
+    p.drawRoundedRect(box, mm(1.5), mm(1.5))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.setPen(QColor(90, 55, 0))
+    p.drawText(box.adjusted(mm(3), mm(2), -mm(3), -mm(2)), int(Qt.TextFlag.TextWordWrap), DISCLAIMER)
+    pen.y = box.bottom() + mm(2)
+
+    pen.heading("Image")
+    pen.table(
+        [
+            ("File", d.file_name),
+            ("Report generated", when),
+            ("Frame", f"{d.frame_index + 1} of {d.n_frames}   ({d.image.shape[1]} x {d.image.shape[0]} pixels)"),
+        ],
+        key_w_mm=38,
+    )
+    y0 = pen.y
+    pen.text("SHA-256", 9.5, colour=QColor(80, 80, 80))
+    pen.y = y0
+    pen.text(d.sha256, 8, mono=True, x=mm(38))
+
+    # Two pictures side by side: as acquired, and with the outline + calipers.
+    pen.y += mm(3)
+    gap = mm(5)
+    w = (page.width() - gap) / 2
+    h_max = mm(78)
+    pics = [
+        ("Image", array_to_qimage(d.image)),
+        ("Lesion outline and calipers (D1 longest, D2 perpendicular)", render_overlay(d.image, d.mask, d.measurements)),
+    ]
+    ih, iw = d.image.shape[:2]
+    s = min(w / iw, h_max / ih)
+    dw, dh = iw * s, ih * s
+    for k, (caption, img) in enumerate(pics):
+        x = page.left() + k * (w + gap) + (w - dw) / 2
+        target = QRectF(x, pen.y, dw, dh)
+        p.fillRect(target, QColor(0, 0, 0))
+        p.drawImage(target, img)
+        p.setPen(QPen(QColor(150, 150, 150), mm(0.2)))
+        p.drawRect(target)
+        pen.font(8)
+        p.setPen(QColor(80, 80, 80))
+        p.drawText(
+            QRectF(page.left() + k * (w + gap), pen.y + dh + mm(1), w, mm(8)),
+            int(Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap),
+            caption,
+        )
+    pen.y += dh + mm(9)
+
+    # Model output.
+    pen.heading("Model output")
+    colour = {"malignant": QColor(170, 30, 30), "benign": QColor(30, 110, 50)}.get(d.label, QColor(40, 40, 40))
+    pen.text(f"Model output: {d.label.upper()}", 13, bold=True, colour=colour)
+    if d.low_confidence:
+        pen.text(
+            "LOW CONFIDENCE: no class is clearly favoured; read this image without weight on the model.",
+            9.5,
+            bold=True,
+            colour=QColor(170, 90, 0),
+        )
+    bar_x, bar_w = mm(38), mm(80)
+    for c, prob in d.probabilities.items():
+        y0 = pen.y
+        pen.text(c, 9.5, colour=QColor(80, 80, 80))
+        bh = mm(3.2)
+        r = QRectF(page.left() + bar_x, y0 + mm(0.8), bar_w, bh)
+        p.setPen(QPen(QColor(170, 170, 170), mm(0.2)))
+        p.setBrush(QColor(240, 240, 240))
+        p.drawRect(r)
+        p.setBrush(colour if c == d.label else QColor(140, 150, 165))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.drawRect(QRectF(r.left(), r.top(), bar_w * max(0.0, min(1.0, prob)), bh))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        pen.y = y0
+        pen.text(f"{c}: {prob * 100:.1f} %", 9.5, bold=c == d.label, x=bar_x + bar_w + mm(4))
+
+    pen.heading("Lesion measurements (largest outlined region)")
+    pen.table(format_measurements(d.measurements), key_w_mm=50)
+    user = d.measurements is not None and d.measurements.spacing_source == "user calibrated"
+    pen.text(f"Pixel size: {d.spacing_note}", 8.5, bold=user, colour=QColor(170, 90, 0) if user else QColor(80, 80, 80))
+    pen.text(
+        "D1: longest diameter (maximum Feret diameter); D2: longest chord at right angles to D1. "
+        "Depth-to-width > 1 is 'taller than wide' (probe at the top of the image).",
+        8,
+        colour=QColor(100, 100, 100),
+    )
+
+    pen.heading("Model")
+    created = d.card.get("created", "")
+    pen.text(f"Model: {d.model_name} {d.model_version}" + (f" ({created})" if created else ""), 9.5, bold=True)
+    metrics = d.card.get("metrics") or {}
+    n = metrics.get("n_test_images")
+    pen.text(
+        "Performance on the held-out test set" + (f" ({n} images)" if n else "") + ":", 9, colour=QColor(80, 80, 80)
+    )
+    rows = _metric_rows(d.card)
+    if rows:
+        pen.table(rows, key_w_mm=55, pt=9)
+    else:
+        pen.text("The model card has no test metrics.", 9, colour=QColor(170, 90, 0))
+
+    # Footer at the bottom of the page.
+    pen.font(7.5)
+    p.setPen(QColor(110, 110, 110))
+    foot = QRectF(page.left(), page.bottom() - mm(9), page.width(), mm(9))
+    p.setPen(QPen(QColor(180, 180, 180), mm(0.2)))
+    p.drawLine(foot.left(), foot.top(), foot.right(), foot.top())
+    p.setPen(QColor(110, 110, 110))
+    p.drawText(
+        foot.adjusted(0, mm(1), 0, 0),
+        int(Qt.TextFlag.TextWordWrap),
+        f"busapp {__version__} - {when} - page 1 of 1. {DISCLAIMER}",
+    )
+
+
+def _page_rect(dpi: float) -> QRectF:
+    k = dpi / 25.4
+    return QRectF(MARGIN_MM * k, MARGIN_MM * k, (PAGE_MM[0] - 2 * MARGIN_MM) * k, (PAGE_MM[1] - 2 * MARGIN_MM) * k)
+
+
+def report_pdf_bytes(d: ReportData) -> bytes:
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    w = QPdfWriter(buf)
+    w.setResolution(DPI)
+    w.setPageLayout(
+        QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait, QMarginsF(0, 0, 0, 0))
+    )
+    w.setTitle(f"busapp report - {d.label} - {d.model_name} {d.model_version}")
+    w.setCreator(f"busapp {__version__}")
+    p = QPainter(w)
+    try:
+        paint_report(p, d, _page_rect(DPI), DPI)
+    finally:
+        p.end()
+    buf.close()
+    return bytes(data.data())
+
+
+def render_report_page(d: ReportData, dpi: float = 100) -> QImage:
+    """Page 1 as an image (preview, tests): the same drawing as the PDF."""
+    k = dpi / 25.4
+    img = QImage(round(PAGE_MM[0] * k), round(PAGE_MM[1] * k), QImage.Format.Format_RGB32)
+    img.fill(QColor(255, 255, 255))
+    dpm = round(dpi / 0.0254)
+    img.setDotsPerMeterX(dpm)
+    img.setDotsPerMeterY(dpm)
+    p = QPainter(img)
+    try:
+        paint_report(p, d, _page_rect(dpi), dpi)
+    finally:
+        p.end()
+    return img
+
+
+def write_report(
+    path: Path,
+    loaded_image: Any,
+    prediction: Any,
+    measurements: LesionMeasurements | None,
+    card: dict[str, Any],
+    frame_index: int = 0,
+    *,
+    sha256: str | None = None,
+    audit: Any = None,
+    generated: _dt.datetime | None = None,
+) -> ReportData:
+    """File > Export report: write the PDF for one analysed image atomically; returns what it holds.
+
+    ``loaded_image``: a ``busapp.core.imageio.LoadedImage``; ``prediction``: a ``Prediction`` for
+    frame ``frame_index``; ``card``: the model card (``ModelBundle.card``). With ``audit`` (an
+    ``AuditLog``) an "export_report" record (sha256 only, no file name) is appended.
+    """
+    d = build_report_data(loaded_image, prediction, measurements, card, frame_index, sha256, generated)
+    write_bytes_atomic(Path(path), report_pdf_bytes(d))
+    if audit is not None:
+        audit.record(
+            "export_report",
+            sha256=d.sha256,
+            model={"name": d.model_name, "version": d.model_version},
+            outputs={"label": d.label},
+            details={"format": "pdf", "frame": frame_index},
+        )
+    return d

@@ -1,0 +1,150 @@
+"""The image with the lesion overlay and calipers as a QImage, and PNG exports of mask and overlay.
+
+Needs a QGuiApplication (fonts), but no window: the PDF report, File > Export overlay and the
+tests all use ``render_overlay``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QLineF, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
+
+from busapp.core.atomic import save_mask_png, write_bytes_atomic
+from busapp.core.measure import LesionMeasurements
+
+LESION_RGB = (255, 200, 61)  # same warm yellow as the viewer's overlay
+CALIPER_RGB = (120, 200, 255)  # same light blue as the viewer's calipers
+
+
+def array_to_qimage(a: np.ndarray) -> QImage:
+    """uint8 HxW grey, HxWx3 RGB or HxWx4 RGBA -> a QImage owning a copy of the pixels."""
+    a = np.ascontiguousarray(a)
+    if a.dtype != np.uint8:
+        from busapp.core.preprocess import to_grey_u8
+
+        a = to_grey_u8(a)
+    h, w = a.shape[:2]
+    fmt = {2: QImage.Format.Format_Grayscale8}.get(a.ndim) or {
+        3: QImage.Format.Format_RGB888,
+        4: QImage.Format.Format_RGBA8888,
+    }.get(a.shape[2])
+    if fmt is None:
+        raise ValueError(f"cannot show an array of shape {a.shape}")
+    return QImage(a.data, w, h, a.strides[0], fmt).copy()
+
+
+def mask_outline_path(mask: np.ndarray) -> QPainterPath:
+    """Boundary of a bool mask along pixel edges (the union of its row runs), holes included."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = np.asarray(mask, bool)
+    d = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)
+    path = QPainterPath()
+    path.setFillRule(Qt.FillRule.WindingFill)
+    for r, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        path.addRect(QRectF(s, r, e - s, 1))
+    return path.simplified()
+
+
+def draw_calipers(
+    p: QPainter, m: LesionMeasurements, scale: float = 1.0, line_width: float = 2.0, labels: bool = True
+) -> None:
+    """Draw both caliper lines (dashed, with end ticks) and their lengths; coordinates are image pixels."""
+    colour = QColor(*CALIPER_RGB)
+    font = QFont()
+    font.setPixelSize(max(10, round(14 / scale)))
+    font.setBold(True)
+    p.setFont(font)
+    for name, seg, length in (
+        ("D1", m.longest_axis, m.longest_diameter),
+        ("D2", m.perpendicular_axis, m.perpendicular_diameter),
+    ):
+        a, b = QPointF(*seg[0]), QPointF(*seg[1])
+        pen = QPen(colour, line_width / scale, Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.drawLine(a, b)
+        v = QLineF(a, b)
+        if v.length() > 0:
+            n = v.normalVector().unitVector()
+            d = QPointF(n.dx(), n.dy()) * max(4.0 / scale, v.length() * 0.04)
+            p.setPen(QPen(colour, line_width / scale))
+            for q in (a, b):
+                p.drawLine(q - d, q + d)
+        if labels:
+            # Label beside the end point that is further right (away from the lesion centre line).
+            end = b if b.x() >= a.x() else a
+            text = f"{name} {length:.1f} {m.unit}"
+            p.setPen(QPen(QColor(0, 0, 0), 1))
+            for dx, dy in ((1, 1), (-1, -1), (1, -1), (-1, 1)):  # dark halo: readable on any grey
+                p.drawText(end + QPointF(6 / scale + dx / scale, dy / scale), text)
+            p.setPen(QPen(colour, 1))
+            p.drawText(end + QPointF(6 / scale, 0), text)
+
+
+def render_overlay(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    measurements: LesionMeasurements | None = None,
+    *,
+    fill_opacity: float = 0.3,
+    outline: bool = True,
+    calipers: bool = True,
+    labels: bool = True,
+) -> QImage:
+    """The image (its own size, RGB) with the lesion fill, outline and (optionally) calipers."""
+    base = array_to_qimage(image).convertToFormat(QImage.Format.Format_RGB32)
+    if mask is None:
+        return base
+    mask = np.asarray(mask, bool)
+    if mask.shape != (base.height(), base.width()):
+        raise ValueError(f"mask {mask.shape} does not match the image {(base.height(), base.width())}")
+    # Line widths in image pixels, so that the overlay reads the same on small and large images.
+    scale = min(1.0, 600.0 / max(base.width(), base.height()))
+    p = QPainter(base)
+    try:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        if mask.any():
+            rgba = np.zeros((*mask.shape, 4), np.uint8)
+            rgba[mask] = (*LESION_RGB, 255)
+            p.setOpacity(fill_opacity)
+            p.drawImage(0, 0, array_to_qimage(rgba))
+            p.setOpacity(1.0)
+            if outline:
+                p.setPen(QPen(QColor(*LESION_RGB), 2.0 / scale))
+                p.setBrush(Qt.BrushStyle.NoBrush)
+                p.drawPath(mask_outline_path(mask))
+        if calipers and measurements is not None:
+            draw_calipers(p, measurements, scale, labels=labels)
+    finally:
+        p.end()
+    return base
+
+
+def qimage_png_bytes(img: QImage) -> bytes:
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not img.save(buf, "PNG"):
+        raise OSError("the image could not be encoded as PNG")
+    buf.close()
+    return bytes(data.data())
+
+
+def export_overlay_png(
+    path: Path,
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    measurements: LesionMeasurements | None = None,
+    calipers: bool = True,
+) -> None:
+    """File > Export overlay: the image with the overlay (and calipers), full resolution, atomically."""
+    write_bytes_atomic(Path(path), qimage_png_bytes(render_overlay(image, mask, measurements, calipers=calipers)))
+
+
+def export_mask_png(path: Path, mask: np.ndarray) -> None:
+    """File > Export mask: the predicted mask as an 8-bit {0, 255} PNG the size of the image."""
+    save_mask_png(Path(path), mask)
