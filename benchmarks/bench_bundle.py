@@ -50,7 +50,9 @@ def biggest_parts(bundle: Path, n: int = 8) -> list[tuple[str, float]]:
     root = internal if internal.is_dir() else bundle
     sizes = []
     for p in root.iterdir():
-        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
+        if p.is_symlink():  # PyInstaller's top-level links to libraries counted where they live
+            continue
+        files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file() and not f.is_symlink()]
         sizes.append((p.name, sum(f.stat().st_size for f in files) / 1e6))
     return sorted(sizes, key=lambda s: -s[1])[:n]
 
@@ -77,7 +79,7 @@ def time_self_test(exe: Path, runs: int) -> list[float]:
 class Xvfb:
     """Our own X server on a free display number (killed by pid on exit)."""
 
-    def __init__(self, size: str = "1400x900x24") -> None:
+    def __init__(self, size: str = "1920x1080x24") -> None:
         self.proc: subprocess.Popen | None = None
         self.size = size
         self.display = ""

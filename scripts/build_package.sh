@@ -20,6 +20,15 @@ if ! "$PYTHON" -m PyInstaller --version >/dev/null 2>&1; then
     exit 2
 fi
 
+# Qt's xcb platform plugin links these; PyInstaller bundles them only if the build machine has them.
+# Without them the bundle still works offscreen (self-test) but needs them on the target desktop.
+if command -v ldconfig >/dev/null 2>&1; then
+    for lib in libxcb-icccm.so.4 libxcb-keysyms.so.1 libxcb-cursor.so.0; do
+        ldconfig -p | grep -q "$lib" || echo "WARNING: $lib not on this machine, so not bundled" \
+            "(apt-get install -y libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0)" >&2
+    done
+fi
+
 echo "== PyInstaller $("$PYTHON" -m PyInstaller --version), $("$PYTHON" -V)"
 start=$(date +%s)
 "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
