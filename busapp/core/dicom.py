@@ -31,9 +31,6 @@ from busapp.core.spacing import (
     valid_spacing,
 )
 
-# pydicom warns (to its logger and stderr) with element values, which may be patient identifiers.
-logging.getLogger("pydicom").addFilter(lambda record: record.levelno >= logging.ERROR)
-
 MAX_INFLATED_BYTES = 2 * imageio.MAX_FILE_BYTES  # deflated DICOM: guard against a zip bomb
 
 # Transfer syntaxes pydicom 3.0 may not name, and the video ones (no still-image decoder exists).
@@ -221,8 +218,11 @@ def _parse_regions(ds: Any) -> list[UltrasoundRegion]:
                 spacing = valid_spacing(abs(float(item.PhysicalDeltaY)) * 10, abs(float(item.PhysicalDeltaX)) * 10)
         except Exception:
             spacing = None
-        dtype = item.get("RegionDataType")
-        out.append(UltrasoundRegion(x0, y0, x1, y1, spacing, int(dtype) if isinstance(dtype, int) else None))
+        try:
+            dtype = int(item.get("RegionDataType"))
+        except Exception:
+            dtype = None
+        out.append(UltrasoundRegion(x0, y0, x1, y1, spacing, dtype))
     return out
 
 
@@ -259,9 +259,33 @@ def _metadata(ds: Any, ts: str, photometric: str, n: int, bits: int) -> dict[str
 
 def load_dicom(path: Path, data: bytes) -> LoadedImage:
     # pydicom converts values lazily and warns with them (possibly identifiers): silence it throughout.
+    _silence_pydicom_logs()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _load_dicom(path, data)
+        try:
+            return _load_dicom(path, data)
+        except ImageLoadError:
+            raise
+        except Exception as e:  # pydicom converts values lazily: a damaged element can fail anywhere
+            raise _fail(path.name, "the DICOM file is damaged or incomplete and cannot be read.",
+                        type(e).__name__) from None
+
+
+def _drop_record(record: logging.LogRecord) -> bool:
+    return False
+
+
+def _silence_pydicom_logs() -> None:
+    """pydicom logs element values (possibly identifiers) and decoder tracebacks: drop them all.
+
+    A logger filter only sees records logged to that very logger, so every pydicom logger that
+    exists by now (decoders are imported lazily) gets it; ImageLoadError.detail keeps the reason.
+    """
+    for name in list(logging.Logger.manager.loggerDict):
+        if name == "pydicom" or name.startswith("pydicom."):
+            lg = logging.getLogger(name)
+            if _drop_record not in lg.filters:
+                lg.addFilter(_drop_record)
 
 
 def _load_dicom(path: Path, data: bytes) -> LoadedImage:

@@ -220,6 +220,18 @@ def load_image(path: str | Path) -> LoadedImage:
 
 
 def _decode(path: Path, data: bytes) -> LoadedImage:
+    try:
+        return _decode_by_kind(path, data)
+    except ImageLoadError:
+        raise
+    except MemoryError:
+        raise ImageLoadError(f"{path.name}: there is not enough memory to open this image.", detail="memory") from None
+    except Exception as e:  # last safety net: an untrusted file must never crash the caller
+        raise ImageLoadError(f"{path.name}: the file is damaged or incomplete and cannot be opened.",
+                             detail=type(e).__name__) from None
+
+
+def _decode_by_kind(path: Path, data: bytes) -> LoadedImage:
     from busapp.core import dicom, raster
 
     if dicom.looks_like_dicom(data):
