@@ -67,6 +67,10 @@ class ModelBundle:
         return float(self.card["postprocessing"]["mask_threshold"])
 
     @property
+    def min_area_fraction(self) -> float:
+        return float(self.card["postprocessing"].get("min_area_fraction", 0.0))
+
+    @property
     def low_confidence_below(self) -> float:
         return float(self.card["postprocessing"]["low_confidence_below"])
 

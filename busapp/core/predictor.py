@@ -12,7 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from busapp.core.model_bundle import ModelBundle, ModelBundleError, load_bundle
-from busapp.core.preprocess import mask_from_output, preprocess
+from busapp.core.preprocess import Letterbox, mask_from_output, preprocess
+
+
+def lesion_mask(prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float) -> np.ndarray:
+    """Model probability map -> bool mask at the original size.
+
+    A mask covering less than ``min_area_fraction`` of the image is dropped as noise: tiny
+    specks are the typical false positive on normal tissue. The fraction is chosen on the
+    validation split at training time and stored in the model card.
+    """
+    region = prob[lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width]
+    if (region >= threshold).mean() < min_area_fraction:
+        return np.zeros((lb.src_height, lb.src_width), bool)
+    return mask_from_output(prob, lb, threshold)
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ class Predictor:
         return Prediction(
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
-            mask=mask_from_output(mask_prob, lb, b.mask_threshold),
+            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction),
             model_name=b.name,
             model_version=b.version,
             low_confidence=bool(probs[k] < b.low_confidence_below),

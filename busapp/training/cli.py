@@ -27,6 +27,7 @@ def _setup_logging(work_dir: Path) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     root = logging.getLogger("busapp")
     root.setLevel(logging.INFO)
+    root.propagate = False  # TensorFlow (absl) puts a handler on the root logger: no doubled lines
     for h in (logging.StreamHandler(sys.stderr), logging.FileHandler(work_dir / "train.log")):
         h.setFormatter(fmt)
         root.addHandler(h)
