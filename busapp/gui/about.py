@@ -103,7 +103,7 @@ class AboutDialog(QDialog):
             pic = QLabel()
             pic.setPixmap(icon.pixmap(QSize(56, 56)))
             top.addWidget(pic, 0, Qt.AlignmentFlag.AlignTop)
-        title = QLabel(
+        self.title_label = title = QLabel(
             f"<div style='font-size:16pt; font-weight:600'>{APP_NAME} {E(__version__)}</div>"
             "<div>Offline decision support for reading breast ultrasound images.</div>"
             f"<div style='color:#e2a54a; margin-top:6px'>{E(DISCLAIMER)}</div>"

@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
+        self.splitter.setHandleWidth(1)
         self.splitter.addWidget(self.image_list)
         self.splitter.addWidget(self.viewer)
         self.splitter.addWidget(side)
@@ -559,8 +560,8 @@ class MainWindow(QMainWindow):
         rec.analysis = analysis
         rec.status = DONE
         pred = analysis.prediction
-        detail = (f"uncertain \u00b7 leans {pred.label} {pred.confidence:.2f}" if pred.low_confidence
-                  else f"suggests {pred.label} \u00b7 {pred.confidence:.2f}")
+        detail = (f"uncertain \u00b7 {pred.label}? {pred.confidence:.2f}" if pred.low_confidence
+                  else f"{pred.label} \u00b7 {pred.confidence:.2f}")
         self.image_list.set_status(job, DONE, detail)
         if self._first_result_at is None:
             self._first_result_at = time.perf_counter()
