@@ -58,6 +58,13 @@ class _ItemDelegate(QStyledItemDelegate):
             painter.drawPixmap(box.left() + (THUMB - sz.width()) // 2, box.top() + (THUMB - sz.height()) // 2, pm)
 
         status = index.data(STATUS_ROLE) or QUEUED
+        if status == ERROR and not (isinstance(thumb, QPixmap) and not thumb.isNull()):
+            glyph = QFont(option.font)
+            glyph.setPointSizeF(option.font.pointSizeF() * 1.8)
+            glyph.setWeight(QFont.Weight.Bold)
+            painter.setFont(glyph)
+            painter.setPen(STATUS_COLOUR[ERROR])
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "!")
         x = box.right() + 10
         text_w = r.right() - x - 8
         name_font = QFont(option.font)

@@ -31,6 +31,7 @@ class OverlayControls(QWidget):
         lay.setSpacing(8)
         title = QLabel("LESION OVERLAY")
         title.setObjectName("sectionTitle")
+        title.setIndent(0)
         lay.addWidget(title)
 
         self.show_box = QCheckBox("Show overlay  (G)")

@@ -165,6 +165,8 @@ class PredictionPanel(QWidget):
         self.model_line.setObjectName("note")
         self.model_line.setWordWrap(True)
         lay.addWidget(self.model_line)
+        for lab in self.findChildren(QLabel):
+            lab.setIndent(0)  # styled labels otherwise get an automatic indent
         self._low_conf_threshold: float | None = None
         self._model_text = "Model: loading\u2026"
         self.show_empty()
@@ -184,12 +186,17 @@ class PredictionPanel(QWidget):
         self.low_confidence.hide()
         self.error_box.hide()
         self.bars.set_probabilities({})
+        self.bars.hide()  # empty bars read like "all zero": only shown with a result
         self.headline.setProperty("state", "")
         self._repolish(self.headline)
         self.set_measurements(None, visible=False)
         self.model_line.setText(self._model_text)
         self.state = "empty"
         self.shown_label: str | None = None
+
+    def _set_sub(self, text: str) -> None:
+        self.subline.setText(text)
+        self.subline.setVisible(bool(text))
 
     def set_image_info(self, name: str, info: str = "") -> None:
         self.image_title.setText(name)
@@ -200,7 +207,7 @@ class PredictionPanel(QWidget):
         self._reset()
         self.set_image_info("No image", "Open or drop images to analyse them.")
         self.headline.setText("\u2013")
-        self.subline.setText("")
+        self._set_sub("")
 
     def show_pending(self, text: str) -> None:
         self._reset()
@@ -208,7 +215,7 @@ class PredictionPanel(QWidget):
         self.headline.setText(text)
         self.headline.setProperty("state", "pending")
         self._repolish(self.headline)
-        self.subline.setText("The result appears here when the model has finished.")
+        self._set_sub("The result appears here when the model has finished.")
 
     def show_error(self, message: str, title: str = "Could not analyse this image") -> None:
         self._reset()
@@ -216,7 +223,7 @@ class PredictionPanel(QWidget):
         self.headline.setText(title)
         self.headline.setProperty("state", "error")
         self._repolish(self.headline)
-        self.subline.setText("")
+        self._set_sub("")
         self.error_box.setText(message)
         self.error_box.show()
 
@@ -229,7 +236,7 @@ class PredictionPanel(QWidget):
         if pred.low_confidence:
             self.headline.setText(f"Uncertain \u2013 leans {pred.label}")
             self.headline.setProperty("state", "uncertain")
-            self.subline.setText(f"highest probability {p:.2f}")
+            self._set_sub(f"highest probability {p:.2f}")
             limit = f", below {self._low_conf_threshold:.2f}" if self._low_conf_threshold else ""
             self.low_confidence.setText(
                 f"Low confidence: no class clearly wins (top probability {p:.2f}{limit}). "
@@ -239,9 +246,10 @@ class PredictionPanel(QWidget):
         else:
             self.headline.setText(f"Suggests {pred.label}, {p:.2f}")
             self.headline.setProperty("state", "result")
-            self.subline.setText("Model probability, calibrated on validation data; not a risk estimate.")
+            self._set_sub("Model probability, calibrated on validation data; not a risk estimate.")
         self._repolish(self.headline)
         self.bars.set_probabilities(pred.probabilities)
+        self.bars.show()
         self.set_measurements(analysis.measurements, visible=True)
         self.model_line.setText(
             f"Model: {pred.model_name} {pred.model_version}  \u00b7  {analysis.seconds * 1000:.0f} ms"
