@@ -26,8 +26,16 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
+package: $(VENV)/.dev
+	scripts/build_package.sh
+
+bench: package
+	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_batch.py
+	$(BIN)/python benchmarks/bench_bundle.py --runs 5 --screenshot test-artifacts/bundle-screenshot.png
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 
-clean:
-	rm -rf build dist
+clean:  # build/train* holds training checkpoints: not removed
+	rm -rf build/pyinstaller dist
