@@ -243,8 +243,8 @@ class ImageViewer(QGraphicsView):
         self._zoom_updated()
 
     def _zoom_updated(self) -> None:
-        # Bilinear when zoomed out (no aliasing), nearest when zoomed well in (see real pixels).
-        smooth = self.zoom() < 2.0
+        # Bilinear at fit and moderate zoom; nearest once zoomed well in, to see the real pixels.
+        smooth = self._fit_mode or self.zoom() < 4.0
         self._image_item.setTransformationMode(
             Qt.TransformationMode.SmoothTransformation if smooth else Qt.TransformationMode.FastTransformation
         )

@@ -136,7 +136,7 @@ def test_missing_model_is_reported_and_images_still_show(qtbot, make_window, sam
 
 
 def test_close_during_analysis_does_not_hang(qtbot, window, sample_images, tmp_path: Path) -> None:
-    drop(window, copies(sample_images, tmp_path / "many", 30))
+    drop(window, copies(sample_images, tmp_path / "many", 60))
     qtbot.waitUntil(lambda: any(r.status == DONE for r in window.records()), timeout=RESULT_TIMEOUT_MS)
     assert not window.is_idle()
     t0 = time.perf_counter()

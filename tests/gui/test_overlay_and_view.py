@@ -99,6 +99,27 @@ def test_zoom_fit_and_actual_size(window_with_lesion) -> None:
     assert "Zoom" in window_with_lesion.zoom_label.text()
 
 
+def test_ctrl_wheel_zooms_and_plain_wheel_does_not(window_with_lesion) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    v = window_with_lesion.viewer
+    v.fit()
+    before = v.zoom()
+
+    def wheel(mods: Qt.KeyboardModifier) -> None:
+        pos = QPointF(v.viewport().rect().center())
+        ev = QWheelEvent(pos, QPointF(v.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, 120),
+                         Qt.MouseButton.NoButton, mods, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(v.viewport(), ev)
+
+    wheel(Qt.KeyboardModifier.NoModifier)
+    assert v.zoom() == pytest.approx(before)
+    wheel(Qt.KeyboardModifier.ControlModifier)
+    assert v.zoom() > before
+
+
 def test_settings_persist_between_runs(qtbot, make_window, tmp_path: Path) -> None:
     ini = tmp_path / "persist.ini"
     w1 = make_window(settings_path=ini)
