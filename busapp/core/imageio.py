@@ -266,7 +266,9 @@ def _sniff(path: Path) -> str | None:
     if dicom.looks_like_dicom(head) or raster.looks_like_raster(head):
         return None
     suffix = path.suffix.lower()
-    if suffix in RASTER_SUFFIXES or suffix in DICOM_SUFFIXES:
+    if suffix in DICOM_SUFFIXES:
+        return f"named {suffix} but its content is not DICOM"
+    if suffix in RASTER_SUFFIXES:
         return f"named {suffix} but its content is not a {suffix[1:].upper()} image"
     return "not an image file"
 

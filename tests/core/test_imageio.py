@@ -251,6 +251,7 @@ def test_find_images_recursive_with_reasons(tmp_path):
     (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4 ...")
     (tmp_path / "fake.png").write_text("not really")
     (tmp_path / "empty.dcm").write_bytes(b"")
+    (sub / "junk.dcm").write_bytes(b"\x01" * 300)
     (tmp_path / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
     (sub / "DICOMDIR").write_bytes(b"\0" * 128 + b"DICM")
     images, skipped = find_images([tmp_path])
@@ -260,11 +261,12 @@ def test_find_images_recursive_with_reasons(tmp_path):
         "report.pdf": "not an image file",
         "fake.png": "named .png but its content is not a PNG image",
         "empty.dcm": "empty file",
+        "junk.dcm": "named .dcm but its content is not DICOM",
         ".DS_Store": "hidden or system file",
         "DICOMDIR": "DICOMDIR (a DICOM folder index, not an image)",
     }
     summary = skipped_summary(skipped)
-    assert summary.startswith("Skipped 5 files:") and "1 empty file" in summary
+    assert summary.startswith("Skipped 6 files:") and "1 empty file" in summary
     for p in images:  # everything found also loads
         assert load_image(p).n_frames == 1
     # explicit files and duplicates; a missing path is reported
