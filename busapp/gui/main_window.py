@@ -3,17 +3,21 @@
 Extension seams (issue #6 and later): ``file_menu`` (insert export actions before
 ``file_export_separator``), ``view_menu``, ``help_menu``, ``toolbar``; ``current_record()`` and
 ``records()``; the signals ``current_changed(ImageRecord | None)``, ``result_ready(ImageRecord)``
-(each finished analysis, e.g. for an audit log) and ``all_done()``.
+(each finished analysis), ``shown_changed(ImageRecord | None)`` (what the viewer and panel show
+changed: enable actions here) and ``all_done()``.
+
+Composed of small parts: ``cine.CineController`` (frame stepping), ``exports.ExportController``
+(File > Export ...), ``tools.ToolsController`` (batch, calibration, audit log). Every analysis is
+written to the audit log by the worker (off the GUI thread, once per analysis).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -40,47 +44,41 @@ from PySide6.QtWidgets import (
 )
 
 from busapp import APP_NAME, DISCLAIMER
-from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, QUEUED, ImageList
+from busapp.core.audit import AuditLog
+from busapp.gui.cine import CineController, FrameControl
+from busapp.gui.exports import ExportController
+from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel
+from busapp.gui.records import FrameState, ImageRecord
 from busapp.gui.settings import AppSettings
+from busapp.gui.tools import ToolsController
 from busapp.gui.viewer import ImageViewer
 from busapp.gui.worker import Analysis, DecodedImage, ModelInfo, WorkerThread
 
 if TYPE_CHECKING:
-    from busapp.core.imageio import LoadedImage
-    from busapp.core.predictor import Prediction
+    from collections.abc import Callable
+
+__all__ = ["FrameState", "ImageRecord", "MainWindow", "initial_window_size"]
 
 OPEN_FILTER = (
     "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom *.ima);;"
     "DICOM (*.dcm *.dicom *.ima);;All files (*)"
 )
 WORKER_START_DELAY_MS = 30  # let the first frame paint before the model import competes for the GIL
+PREFERRED_SIZE = QSize(1440, 900)
+SCREEN_FRACTION = 0.9
 
 
-@dataclass
-class ImageRecord:
-    """One opened file and everything known about it so far."""
-
-    job_id: int
-    path: Path
-    status: str = QUEUED
-    decoded: DecodedImage | None = None
-    analysis: Analysis | None = None
-    error: str | None = None
-    error_stage: str | None = None  # "load" or "analysis"
-
-    @property
-    def loaded(self) -> LoadedImage | None:
-        return self.decoded.loaded if self.decoded else None
-
-    @property
-    def prediction(self) -> Prediction | None:
-        return self.analysis.prediction if self.analysis else None
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (DONE, ERROR)
+def initial_window_size(available: QRect, preferred: QSize = PREFERRED_SIZE,
+                        fraction: float = SCREEN_FRACTION) -> QSize:
+    """The first-run window size: the preferred size, but at most ``fraction`` of the screen's
+    available area (1366x768 laptops: about 1229x691), never below a usable minimum."""
+    if available.isEmpty():
+        return preferred
+    w = min(preferred.width(), int(available.width() * fraction))
+    h = min(preferred.height(), int(available.height() * fraction))
+    return QSize(max(w, min(800, available.width())), max(h, min(560, available.height())))
 
 
 def _short_error(message: str, name: str) -> str:
@@ -95,6 +93,7 @@ class MainWindow(QMainWindow):
     record_failed = Signal(object)  # ImageRecord with a new error
     all_done = Signal()  # every opened image is done or failed
     model_ready = Signal(object)  # ModelInfo
+    shown_changed = Signal(object)  # ImageRecord | None: what the viewer and the panel show changed
 
     def __init__(
         self,
@@ -102,9 +101,11 @@ class MainWindow(QMainWindow):
         bundle_dir: Path | None = None,
         icon: QIcon | None = None,
         parent: QWidget | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings or AppSettings()
+        self.audit = audit if audit is not None else AuditLog()
         self.bundle_dir = bundle_dir
         self.app_icon = icon or QIcon()
         self.model_info: ModelInfo | None = None
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
         self._by_path: dict[Path, int] = {}
         self._next_job = 1
         self._shown_job: int | None = None
+        self._shown_image: tuple[int, int] | None = None  # (job, frame) of the image in the viewer
         self._closing = False
         self._first_result_at: float | None = None
 
@@ -126,7 +128,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._restore_settings()
 
-        self._worker = WorkerThread(bundle_dir, parent=self)
+        self._worker = WorkerThread(bundle_dir, parent=self, audit=self.audit)
         w = self._worker.worker
         q = Qt.ConnectionType.QueuedConnection  # the worker emits from its own thread
         w.model_ready.connect(self._on_model_ready, q)
@@ -135,6 +137,12 @@ class MainWindow(QMainWindow):
         w.image_loaded.connect(self._on_image_loaded, q)
         w.result_ready.connect(self._on_result, q)
         w.job_failed.connect(self._on_job_failed, q)
+        w.frame_failed.connect(self._on_frame_failed, q)
+        w.audit_failed.connect(self._on_audit_failed, q)
+
+        self.cine = CineController(self, self.frame_control)
+        self.exports = ExportController(self)
+        self.tools = ToolsController(self)
 
     # ------------------------------------------------------------------------------------------
     # construction
@@ -142,6 +150,7 @@ class MainWindow(QMainWindow):
         self.image_list = ImageList()
         self.image_list.setMinimumWidth(170)
         self.viewer = ImageViewer()
+        self.frame_control = FrameControl()
         self.panel = PredictionPanel()
         self.overlay_controls = OverlayControls()
 
@@ -175,8 +184,15 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.setHandleWidth(1)
+        centre = QWidget()
+        centre.setObjectName("viewerPane")
+        centre_lay = QVBoxLayout(centre)
+        centre_lay.setContentsMargins(0, 0, 0, 0)
+        centre_lay.setSpacing(0)
+        centre_lay.addWidget(self.viewer, 1)
+        centre_lay.addWidget(self.frame_control)
         self.splitter.addWidget(self.image_list)
-        self.splitter.addWidget(self.viewer)
+        self.splitter.addWidget(centre)
         self.splitter.addWidget(side)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
@@ -197,7 +213,8 @@ class MainWindow(QMainWindow):
         oc.opacity_changed.connect(self._on_overlay_opacity)
         oc.calipers_changed.connect(self._on_calipers)
 
-    def _action(self, text: str, slot, shortcuts: list | None = None, tip: str = "") -> QAction:
+    def make_action(self, text: str, slot: Callable[[], None], shortcuts: list | None = None,
+                    tip: str = "") -> QAction:
         a = QAction(text, self)
         if shortcuts:
             a.setShortcuts([QKeySequence(s) for s in shortcuts])
@@ -209,7 +226,7 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
-        A = self._action
+        A = self.make_action
         self.open_action = A("&Open images\u2026", self.open_dialog, [QKeySequence.StandardKey.Open],
                              "Open image files (PNG, JPEG, BMP, TIFF, DICOM)")
         self.open_folder_action = A("Open &folder\u2026", self.open_folder_dialog, ["Ctrl+Shift+O"],
@@ -228,6 +245,10 @@ class MainWindow(QMainWindow):
                                        "Show or hide the lesion overlay (G)")
         self.toggle_overlay_action.setCheckable(True)
         self.toggle_overlay_action.setChecked(True)
+        self.toggle_calipers_action = A("Show measured &axes", self._toggle_calipers_action, ["M"],
+                                        "Show or hide the calipers of the measured axes (M)")
+        self.toggle_calipers_action.setCheckable(True)
+        self.toggle_calipers_action.setChecked(True)
         self.prev_action = A("&Previous image", self.previous_image, ["PgUp"])
         self.next_action = A("&Next image", self.next_image, ["PgDown"])
         self.about_action = A(f"&About {APP_NAME}", self.show_about, [QKeySequence.StandardKey.HelpContents])
@@ -258,6 +279,7 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(a)
         self.view_menu.addSeparator()
         self.view_menu.addAction(self.toggle_overlay_action)
+        self.view_menu.addAction(self.toggle_calipers_action)
         self.overlay_menu = self.view_menu.addMenu("Overlay &style")
         for a in self._mode_action.values():
             self.overlay_menu.addAction(a)
@@ -301,7 +323,7 @@ class MainWindow(QMainWindow):
         s = self.settings
         geo = s.window_geometry()
         if geo is None or not self.restoreGeometry(geo):
-            self.resize(1440, 900)
+            self._fit_to_screen()
         state = s.splitter_state()
         if state is not None:
             self.splitter.restoreState(state)
@@ -316,7 +338,16 @@ class MainWindow(QMainWindow):
         self.viewer.set_overlay_visible(s.overlay_visible)
         self.viewer.set_calipers_visible(s.show_calipers)
         self.toggle_overlay_action.setChecked(s.overlay_visible)
+        self.toggle_calipers_action.setChecked(s.show_calipers)
         self._mode_action[s.overlay_mode].setChecked(True)
+
+    def _fit_to_screen(self) -> None:
+        screen = self.screen()
+        avail = screen.availableGeometry() if screen is not None else QRect()
+        size = initial_window_size(avail)
+        self.resize(size)
+        if not avail.isEmpty():
+            self.move(avail.center() - QRect(0, 0, size.width(), size.height()).center())
 
     def save_settings(self) -> None:
         s = self.settings
@@ -478,6 +509,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
+        self.tools.shutdown()
         self.shutdown()
         super().closeEvent(event)
 
@@ -542,14 +574,18 @@ class MainWindow(QMainWindow):
 
     @Slot(int, object)
     def _on_image_loaded(self, job: int, decoded: DecodedImage) -> None:
+        """A decoded frame: the file's first one on opening, or a cine frame the user stepped to."""
         rec = self._records.get(job)
         if rec is None:
             return
-        rec.decoded = decoded
-        rec.status = ANALYSING
-        self.image_list.set_thumbnail(job, QPixmap.fromImage(decoded.thumbnail))
-        self.image_list.set_status(job, ANALYSING)
-        if job == self._shown_job:
+        rec.state(decoded.frame_index).decoded = decoded
+        if rec.loaded_image is None:  # the file has just been opened
+            rec.loaded_image = decoded.loaded
+            rec.sha256 = decoded.sha256
+            rec.status = ANALYSING
+            self.image_list.set_thumbnail(job, QPixmap.fromImage(decoded.thumbnail))
+            self.image_list.set_status(job, ANALYSING)
+        if job == self._shown_job and decoded.frame_index == rec.frame:
             self._show_record(rec)
 
     @Slot(int, object)
@@ -557,19 +593,55 @@ class MainWindow(QMainWindow):
         rec = self._records.get(job)
         if rec is None:
             return
-        rec.analysis = analysis
-        rec.status = DONE
-        pred = analysis.prediction
-        detail = (f"uncertain \u00b7 {pred.label}? {pred.confidence:.2f}" if pred.low_confidence
-                  else f"{pred.label} \u00b7 {pred.confidence:.2f}")
-        self.image_list.set_status(job, DONE, detail)
+        st = rec.state(analysis.frame_index)
+        st.analysis, st.error = analysis, None
         if self._first_result_at is None:
             self._first_result_at = time.perf_counter()
-        if job == self._shown_job:
-            self._show_analysis(rec)
+        if analysis.frame_index == rec.frame:  # else: cached for when the user steps back to it
+            self.set_record_status(rec, DONE)
+            if job == self._shown_job:
+                self._show_record(rec)
         self._update_progress()
         self.result_ready.emit(rec)
         self._check_all_done()
+
+    @Slot(int, int, str)
+    def _on_frame_failed(self, job: int, frame: int, message: str) -> None:
+        """One cine frame could not be decoded or analysed; the file and its other frames are fine."""
+        rec = self._records.get(job)
+        if rec is None:
+            return
+        rec.state(frame).error = message
+        if frame == rec.frame:
+            self.set_record_status(rec, DONE)
+            if job == self._shown_job:
+                self._show_record(rec)
+        self._update_progress()
+        self._check_all_done()
+
+    @Slot(str)
+    def _on_audit_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+
+    def set_record_status(self, rec: ImageRecord, status: str) -> None:
+        """Status of the frame shown; the list's second line names the result (and its frame)."""
+        rec.status = status
+        detail = None
+        a = rec.analysis
+        if status == DONE and a is not None:
+            pred = a.prediction
+            detail = (f"uncertain \u00b7 {pred.label}? {pred.confidence:.2f}" if pred.low_confidence
+                      else f"{pred.label} \u00b7 {pred.confidence:.2f}")
+        elif status == DONE and rec.frame_error is not None:
+            detail = "frame could not be analysed"
+        if detail is not None and rec.n_frames > 1:
+            detail = f"frame {rec.frame + 1}: {detail}"
+        self.image_list.set_status(rec.job_id, status, detail)
+        self._update_progress()
+
+    def refresh_current(self) -> None:
+        """Show the current record again (after its frame or its measurements changed)."""
+        self._show_record(self.current_record())
 
     @Slot(int, str, str)
     def _on_job_failed(self, job: int, message: str, stage: str) -> None:
@@ -614,31 +686,56 @@ class MainWindow(QMainWindow):
         self.current_changed.emit(rec)
 
     def _show_record(self, rec: ImageRecord | None) -> None:
-        changed = rec is None or rec.job_id != self._shown_job or not self.viewer.has_image()
         self._shown_job = None if rec is None else rec.job_id
+        self.cine.sync(rec)
         if rec is None:
+            self._shown_image = None
             self.setWindowTitle(APP_NAME)
             self.viewer.set_image(None, "Drop ultrasound images here\nor use File \u203a Open (Ctrl+O)")
             self.panel.show_empty()
             self.pixel_label.setText("")
+            self.shown_changed.emit(None)
             return
         self.setWindowTitle(f"{APP_NAME} \u2013 {rec.path.name}")
-        if rec.decoded is not None:
-            if changed:
-                self.viewer.set_image(rec.decoded.display)
-        else:
-            placeholder = ("This file could not be opened." if rec.status == ERROR
-                           else f"Opening {rec.path.name}\u2026")
-            self.viewer.set_image(None, placeholder)
+        self._show_image(rec)
         self.panel.set_image_info(rec.path.name, self._image_info(rec))
+        multi = rec.n_frames > 1
         if rec.status == ERROR:
             self.viewer.clear_overlay()
             title = "Could not open this file" if rec.error_stage == "load" else "Could not analyse this image"
             self.panel.show_error(rec.error or "Unknown error.", title)
+        elif rec.frame_error is not None:
+            self.viewer.clear_overlay()
+            self.panel.show_error(rec.frame_error, f"Could not analyse frame {rec.frame + 1}")
+            self.panel.set_frame(rec.frame, rec.n_frames)
         elif rec.analysis is not None:
             self._show_analysis(rec)
         else:
-            self.panel.show_pending("Analysing\u2026" if rec.status in (LOADING, ANALYSING) else "Waiting in queue\u2026")
+            self.viewer.clear_overlay()
+            if rec.status in (LOADING, ANALYSING):
+                self.panel.show_pending(f"Analysing frame {rec.frame + 1}\u2026" if multi else "Analysing\u2026")
+            else:
+                self.panel.show_pending("Waiting in queue\u2026")
+            if multi:
+                self.panel.set_frame(rec.frame, rec.n_frames)
+        self.shown_changed.emit(rec)
+
+    def _show_image(self, rec: ImageRecord) -> None:
+        """The record's shown frame in the viewer; while a stepped-to frame decodes, the last one stays."""
+        key = (rec.job_id, rec.frame)
+        same_file = self._shown_image is not None and self._shown_image[0] == rec.job_id and self.viewer.has_image()
+        if rec.decoded is not None:
+            if key != self._shown_image or not self.viewer.has_image():
+                if same_file:
+                    self.viewer.replace_image(rec.decoded.display)  # keep zoom and pan between frames
+                else:
+                    self.viewer.set_image(rec.decoded.display)
+                self._shown_image = key
+        elif not (same_file and rec.loaded is not None):
+            placeholder = ("This file could not be opened." if rec.status == ERROR
+                           else f"Opening {rec.path.name}\u2026")
+            self.viewer.set_image(None, placeholder)
+            self._shown_image = None
 
     def _show_analysis(self, rec: ImageRecord) -> None:
         a = rec.analysis
@@ -647,7 +744,6 @@ class MainWindow(QMainWindow):
         m = a.measurements
         calipers = [m.longest_axis, m.perpendicular_axis] if m is not None else None
         self.viewer.set_overlay(a.fill, a.outline, calipers)
-        self.panel.set_image_info(rec.path.name, self._image_info(rec))
         self.panel.show_result(a)
 
     @staticmethod
@@ -657,7 +753,7 @@ class MainWindow(QMainWindow):
             return str(rec.path.parent)
         parts = [f"{li.width} \u00d7 {li.height} px", li.source_format]
         if li.n_frames > 1:
-            parts.append(f"{li.n_frames} frames (first shown and analysed)")
+            parts.append(f"frame {rec.frame + 1} of {li.n_frames}")
         if li.pixel_spacing_mm is not None:
             parts.append(f"pixel {li.pixel_spacing_mm[1]:.3f} \u00d7 {li.pixel_spacing_mm[0]:.3f} mm")
         return " \u00b7 ".join(parts)
@@ -723,5 +819,10 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def _on_calipers(self, on: bool) -> None:
         self.viewer.set_calipers_visible(on)
+        self.toggle_calipers_action.setChecked(on)
         self.settings.show_calipers = on
+
+    @Slot()
+    def _toggle_calipers_action(self) -> None:
+        self.overlay_controls.set_calipers(self.toggle_calipers_action.isChecked())
 

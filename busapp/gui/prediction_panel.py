@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from busapp.core.measure import LesionMeasurements
     from busapp.gui.worker import Analysis
 
+USER_CALIBRATED = "user calibrated"  # == busapp.core.measure.USER_CALIBRATED (no numpy at startup)
 ACCENT = QColor(91, 155, 213)
 MUTED_BAR = QColor(96, 104, 116)
 TRACK = QColor(44, 48, 54)
@@ -106,6 +107,10 @@ class PredictionPanel(QWidget):
         lay.addSpacing(6)
 
         lay.addWidget(_section("Model output"))
+        self.frame_label = QLabel()  # cine: which frame the result belongs to
+        self.frame_label.setObjectName("secondary")
+        self.frame_label.hide()
+        lay.addWidget(self.frame_label)
         self.headline = QLabel()
         self.headline.setObjectName("headline")
         self.headline.setWordWrap(True)
@@ -191,8 +196,10 @@ class PredictionPanel(QWidget):
         self._repolish(self.headline)
         self.set_measurements(None, visible=False)
         self.model_line.setText(self._model_text)
+        self.set_frame(None)
         self.state = "empty"
         self.shown_label: str | None = None
+        self.shown_frame: int | None = None  # 0-based frame of the result shown, for cines
 
     def _set_sub(self, text: str) -> None:
         self.subline.setText(text)
@@ -227,11 +234,20 @@ class PredictionPanel(QWidget):
         self.error_box.setText(message)
         self.error_box.show()
 
+    def set_frame(self, frame: int | None, n_frames: int = 1) -> None:
+        """Say which frame of a cine the state shown belongs to (hidden for still images)."""
+        on = frame is not None and n_frames > 1
+        self.frame_label.setText(f"Frame {frame + 1} of {n_frames}" if on else "")
+        self.frame_label.setVisible(on)
+
     def show_result(self, analysis: Analysis) -> None:
         self._reset()
         pred = analysis.prediction
         self.state = "result"
         self.shown_label = pred.label
+        if analysis.n_frames > 1:
+            self.shown_frame = analysis.frame_index
+            self.set_frame(analysis.frame_index, analysis.n_frames)
         p = pred.confidence
         if pred.low_confidence:
             self.headline.setText(f"Uncertain \u2013 leans {pred.label}")
@@ -258,6 +274,8 @@ class PredictionPanel(QWidget):
     def set_measurements(self, m: LesionMeasurements | None, visible: bool = True) -> None:
         for w in (self.size_title, self.size_grid, self.size_note):
             w.setVisible(visible)
+        user = m is not None and m.spacing_source == USER_CALIBRATED
+        self.size_title.setText("OUTLINED REGION \u00b7 USER CALIBRATED" if user else "OUTLINED REGION")
         if m is None:
             for v in self._size_values.values():
                 v.setText("\u2013")
@@ -269,7 +287,10 @@ class PredictionPanel(QWidget):
         self._size_values["dw"].setText(
             f"{m.depth_to_width:.2f}" + ("  (taller than wide)" if m.taller_than_wide else "")
         )
-        if m.calibrated:
+        if m.spacing_source == USER_CALIBRATED:
+            self.size_note.setText("Pixel size user calibrated (a line drawn over the depth scale; "
+                                   "Tools \u203a Calibrate pixel size). Largest outlined region only.")
+        elif m.calibrated:
             self.size_note.setText(f"Pixel size from {m.spacing_source}. Largest outlined region only.")
         else:
             self.size_note.setText("No pixel size in this file, so sizes are in pixels. Largest outlined region only.")

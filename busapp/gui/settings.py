@@ -66,6 +66,15 @@ class AppSettings:
     def last_folder(self, v: str) -> None:
         self.q.setValue("files/last_folder", str(v))
 
+    @property
+    def last_export_folder(self) -> str:
+        """Where reports and PNGs were last saved (kept apart from the folder images come from)."""
+        return str(self.q.value("files/last_export_folder", "") or "")
+
+    @last_export_folder.setter
+    def last_export_folder(self, v: str) -> None:
+        self.q.setValue("files/last_export_folder", str(v))
+
     def window_geometry(self) -> QByteArray | None:
         return _as_bytes(self.q.value("window/geometry"))
 

@@ -110,6 +110,15 @@ class ImageViewer(QGraphicsView):
             self.fit()
         self.viewport().update()
 
+    def replace_image(self, image: QImage) -> None:
+        """Another frame of the same image: keep zoom and pan (a full ``set_image`` would re-fit)."""
+        if not self._has_image or image.isNull() or (image.width(), image.height()) != self.image_size():
+            self.set_image(image)
+            return
+        self.clear_overlay()
+        self._image_item.setPixmap(QPixmap.fromImage(image))
+        self.viewport().update()
+
     def has_image(self) -> bool:
         return self._has_image
 

@@ -1,15 +1,23 @@
 """The analysis worker: decodes images and runs the model off the GUI thread.
 
 One ``AnalysisWorker`` (a QObject) lives in one QThread and owns the ``Predictor``. The GUI thread
-only calls ``submit``/``cancel``/``stop`` (thread-safe, they touch a ``queue.Queue`` and an
-``Event``) and receives results as queued signals. Everything the GUI needs to draw (display
+only calls ``submit``/``submit_frame``/``cancel``/``stop`` (thread-safe, they touch a
+``queue.PriorityQueue``, a lock and an ``Event``) and receives results as queued signals. Everything the GUI needs to draw (display
 QImage, thumbnail, overlay image, outline path) is built here too, so the GUI thread only wraps
 ready-made QImages into pixmaps. Every exception is caught and emitted as ``job_failed``: an
 uncaught exception in a QThread would only be printed, leaving the image "analysing" for ever.
+
+The worker also hashes each file (sha256, for calibrations, reports and the audit log: big files
+must not be hashed on the GUI thread) and appends one audit record per analysis it produces, so
+the log holds every GUI analysis exactly once. Cine frames other than the first are analysed on
+request (``submit_frame``): such requests go before queued files, and a request superseded by a
+newer one for the same image is dropped unstarted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import queue
 import threading
@@ -25,14 +33,19 @@ from PySide6.QtGui import QImage, QPainterPath
 if TYPE_CHECKING:  # heavy imports (numpy, LiteRT) happen in the worker thread only
     import numpy as np
 
+    from busapp.core.audit import AuditLog
     from busapp.core.imageio import LoadedImage
-    from busapp.core.measure import LesionMeasurements
+    from busapp.core.measure import CalibrationStore, LesionMeasurements
     from busapp.core.predictor import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 
 THUMB_SIZE = 112
 LESION_RGB = (255, 200, 61)  # warm yellow: stands out on grey ultrasound, not "alarm" red
+# The fill is a paler tone of the outline colour: at the default 50 % opacity it tints the lesion
+# without flattening its echo texture, while the saturated outline marks the border.
+LESION_FILL_RGB = (240, 214, 150)
+_FILE_PRIORITY, _FRAME_PRIORITY, _STOP_PRIORITY = 2, 1, 0  # lower runs first
 
 
 @dataclass
@@ -42,7 +55,9 @@ class DecodedImage:
     loaded: LoadedImage
     pixels: np.ndarray = field(repr=False)  # the displayed frame (for the grey value under the cursor)
     display: QImage = field(repr=False)
-    thumbnail: QImage = field(repr=False)
+    thumbnail: QImage = field(repr=False)  # null for frames other than the first
+    sha256: str | None = None  # of the file; None only if it could not be read a second time
+    frame_index: int = 0
 
 
 @dataclass
@@ -54,6 +69,8 @@ class Analysis:
     fill: QImage | None = field(repr=False)  # RGBA lesion fill at image size; None if the mask is empty
     outline: QPainterPath = field(repr=False)  # lesion outline along pixel edges, image coordinates
     seconds: float = 0.0  # decode + predict + measure
+    frame_index: int = 0  # which frame of a cine the result belongs to
+    n_frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ def numpy_to_qimage(a: np.ndarray) -> QImage:
     return img.copy()  # detach from the numpy buffer
 
 
-def mask_fill_image(mask: np.ndarray, rgb: tuple[int, int, int] = LESION_RGB) -> QImage:
+def mask_fill_image(mask: np.ndarray, rgb: tuple[int, int, int] = LESION_FILL_RGB) -> QImage:
     import numpy as np
 
     rgba = np.zeros((*mask.shape, 4), np.uint8)
@@ -105,6 +122,17 @@ def mask_outline_path(mask: np.ndarray) -> QPainterPath:
     return path.simplified()  # union of the row runs -> one closed outline per blob (and holes)
 
 
+def sha256_of_file(path: Path) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def thumbnail_of(img: QImage, size: int = THUMB_SIZE) -> QImage:
     return img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
 
@@ -118,27 +146,53 @@ class AnalysisWorker(QObject):
     image_loaded = Signal(int, object)  # job id, DecodedImage
     result_ready = Signal(int, object)  # job id, Analysis
     job_failed = Signal(int, str, str)  # job id, message for the user, stage: "load" or "analysis"
+    frame_failed = Signal(int, int, str)  # job id, frame index, message (a requested cine frame)
+    audit_failed = Signal(str)  # the audit log could not be written (the analysis itself stands)
     finished = Signal()
 
-    def __init__(self, bundle_dir: Path | None = None, num_threads: int = 2) -> None:
+    def __init__(
+        self,
+        bundle_dir: Path | None = None,
+        num_threads: int = 2,
+        audit: AuditLog | None = None,
+        calibrations: CalibrationStore | None = None,
+    ) -> None:
         super().__init__()
         self._bundle_dir = bundle_dir
         self._num_threads = num_threads
-        self._queue: queue.Queue[tuple[int, Path] | None] = queue.Queue()
+        self._audit = audit
+        self._calibrations = calibrations
+        # (priority, sequence, item): frame requests before files, FIFO within a priority.
+        self._queue: queue.PriorityQueue[tuple[int, int, tuple | None]] = queue.PriorityQueue()
+        self._seq = itertools.count()
         self._stop = threading.Event()
         self._cancelled: set[int] = set()
+        self._wanted_frame: dict[int, int] = {}  # job id -> the frame the user looks at now
         self._lock = threading.Lock()
         self._predictor: Predictor | None = None
         self._model_error: str | None = None
 
     # -- called from the GUI thread (thread-safe) -----------------------------------------------
     def submit(self, job_id: int, path: Path) -> None:
-        self._queue.put((job_id, Path(path)))
+        self._queue.put((_FILE_PRIORITY, next(self._seq), ("file", job_id, Path(path))))
+
+    def submit_frame(self, job_id: int, loaded: LoadedImage, frame: int, sha256: str | None) -> None:
+        """Analyse ``frame`` of an already opened image; supersedes earlier requests for that image."""
+        with self._lock:
+            self._wanted_frame[job_id] = frame
+        self._queue.put((_FRAME_PRIORITY, next(self._seq), ("frame", job_id, loaded, frame, sha256)))
+
+    def want_frame(self, job_id: int, frame: int) -> None:
+        """The user is back on an already analysed frame: drop unstarted requests for other frames."""
+        with self._lock:
+            self._wanted_frame[job_id] = frame
 
     def cancel(self, job_ids: set[int] | list[int]) -> None:
         """Skip these jobs if they have not started yet (e.g. the image was removed from the list)."""
         with self._lock:
             self._cancelled.update(job_ids)
+            for j in job_ids:
+                self._wanted_frame.pop(j, None)
 
     def stop(self) -> None:
         """Finish the current image, drop the rest of the queue, and return from ``run``."""
@@ -148,7 +202,7 @@ class AnalysisWorker(QObject):
                 self._queue.get_nowait()
             except queue.Empty:
                 break
-        self._queue.put(None)
+        self._queue.put((_STOP_PRIORITY, next(self._seq), None))
 
     @property
     def model_error(self) -> str | None:
@@ -162,15 +216,22 @@ class AnalysisWorker(QObject):
             if self._queue.empty():  # nothing to show yet: warm the model up now
                 self._ensure_predictor()
             while not self._stop.is_set():
-                item = self._queue.get()
+                _, _, item = self._queue.get()
                 if item is None or self._stop.is_set():
                     break
-                job_id, path = item
-                with self._lock:
-                    if job_id in self._cancelled:
-                        self._cancelled.discard(job_id)
-                        continue
-                self._process(job_id, path)
+                if item[0] == "file":
+                    _, job_id, path = item
+                    with self._lock:
+                        if job_id in self._cancelled:
+                            self._cancelled.discard(job_id)
+                            continue
+                    self._process(job_id, path)
+                else:
+                    _, job_id, loaded, frame, sha256 = item
+                    with self._lock:
+                        if job_id in self._cancelled or self._wanted_frame.get(job_id) != frame:
+                            continue  # removed, or the user has moved on to another frame
+                    self._process_frame(job_id, loaded, frame, sha256)
         except BaseException:  # never let the thread die silently
             log.exception("analysis worker crashed")
         finally:
@@ -206,7 +267,8 @@ class AnalysisWorker(QObject):
             loaded = load_image(path)
             pixels = loaded.frame(0)
             display = numpy_to_qimage(pixels)
-            decoded = DecodedImage(loaded, pixels, display, thumbnail_of(display))
+            sha256 = sha256_of_file(path)  # here, not on the GUI thread: files can be large
+            decoded = DecodedImage(loaded, pixels, display, thumbnail_of(display), sha256)
         except ImageLoadError as e:
             self.job_failed.emit(job_id, str(e), "load")
             return
@@ -222,34 +284,84 @@ class AnalysisWorker(QObject):
             self.job_failed.emit(job_id, f"Not analysed: {self._model_error}", "analysis")
             return
         try:
-            self.result_ready.emit(job_id, self._analyse(predictor, loaded, pixels, t0))
+            analysis = self._analyse(predictor, loaded, pixels, t0, sha256, 0)
         except Exception as e:
             log.error("analysing %s failed:\n%s", path.name, traceback.format_exc())
             self.job_failed.emit(job_id, f"Analysis failed: {type(e).__name__}: {e}", "analysis")
+            return
+        self._record_audit(analysis, sha256)
+        self.result_ready.emit(job_id, analysis)
 
-    @staticmethod
-    def _analyse(predictor: Predictor, loaded: LoadedImage, pixels: np.ndarray, t0: float) -> Analysis:
-        from busapp.core.imageio import spacing_for_mask
-        from busapp.core.measure import measure_mask
+    def _process_frame(self, job_id: int, loaded: LoadedImage, frame: int, sha256: str | None) -> None:
+        """One frame of an opened cine: decode it (lazily, here), show it, analyse it."""
+        from busapp.core.imageio import ImageLoadError
+
+        t0 = time.perf_counter()
+        try:
+            pixels = loaded.frame(frame)
+            decoded = DecodedImage(loaded, pixels, numpy_to_qimage(pixels), QImage(), sha256, frame)
+        except ImageLoadError as e:
+            self.frame_failed.emit(job_id, frame, str(e))
+            return
+        except Exception as e:
+            log.error("decoding frame %d failed:\n%s", frame, traceback.format_exc())
+            self.frame_failed.emit(job_id, frame, f"Frame {frame + 1} could not be decoded ({type(e).__name__}).")
+            return
+        self.image_loaded.emit(job_id, decoded)
+        predictor = self._ensure_predictor()
+        if predictor is None:
+            self.frame_failed.emit(job_id, frame, f"Not analysed: {self._model_error}")
+            return
+        try:
+            analysis = self._analyse(predictor, loaded, pixels, t0, sha256, frame)
+        except Exception as e:
+            log.error("analysing frame %d failed:\n%s", frame, traceback.format_exc())
+            self.frame_failed.emit(job_id, frame, f"Analysis failed: {type(e).__name__}: {e}")
+            return
+        self._record_audit(analysis, sha256)
+        self.result_ready.emit(job_id, analysis)
+
+    def _analyse(
+        self, predictor: Predictor, loaded: LoadedImage, pixels: np.ndarray, t0: float, sha256: str | None, frame: int
+    ) -> Analysis:
+        from busapp.core.measure import measure_image
 
         pred = predictor.predict(pixels)
         mask = pred.mask
         if mask.any():
-            found = spacing_for_mask(loaded, mask)  # mm only where the file's calibration covers the lesion
-            spacing, source = found if found is not None else (None, None)
-            measurements = measure_mask(mask, spacing, source)
+            # The file's own trusted spacing where it covers the lesion, else the user's calibration.
+            measurements = measure_image(loaded, mask, sha256, self._calibrations)
             fill, outline = mask_fill_image(mask), mask_outline_path(mask)
         else:
             measurements, fill, outline = None, None, QPainterPath()
-        return Analysis(pred, measurements, fill, outline, time.perf_counter() - t0)
+        return Analysis(pred, measurements, fill, outline, time.perf_counter() - t0, frame, loaded.n_frames)
+
+    def _record_audit(self, a: Analysis, sha256: str | None) -> None:
+        if self._audit is None:
+            return
+        if sha256 is None:
+            self.audit_failed.emit("The file could not be hashed, so this analysis is not in the audit log.")
+            return
+        details = {"frame": a.frame_index, "frames": a.n_frames} if a.n_frames > 1 else None
+        try:
+            self._audit.record_analysis(sha256, a.prediction, a.measurements, source="gui", details=details)
+        except Exception as e:  # a full disk must not lose the result on screen
+            log.error("audit log write failed: %s", e)
+            self.audit_failed.emit(f"The audit log could not be written: {e}")
 
 
 class WorkerThread(QObject):
     """Starts an ``AnalysisWorker`` in its own QThread and shuts both down cleanly."""
 
-    def __init__(self, bundle_dir: Path | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        bundle_dir: Path | None = None,
+        parent: QObject | None = None,
+        audit: AuditLog | None = None,
+        calibrations: CalibrationStore | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.worker = AnalysisWorker(bundle_dir)
+        self.worker = AnalysisWorker(bundle_dir, audit=audit, calibrations=calibrations)
         self.thread = QThread()
         self.thread.setObjectName("busapp-analysis")
         self.worker.moveToThread(self.thread)

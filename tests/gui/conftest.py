@@ -26,6 +26,14 @@ def _private_qsettings(tmp_path: Path, qapp: QApplication) -> None:
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Audit log and calibrations of every GUI test go to tmp, never to the user's data folder."""
+    data = tmp_path / "busapp-data"
+    monkeypatch.setenv("BUSAPP_DATA_DIR", str(data))
+    return data
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _theme(qapp: QApplication) -> None:
     apply_theme(qapp)  # screenshots should look like the real app

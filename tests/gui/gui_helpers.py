@@ -56,6 +56,16 @@ def copies(samples: list[Path], folder: Path, n: int) -> list[Path]:
     return out
 
 
+def make_cine(sample: Path, path: Path, n: int = 4, patient_name: str = "") -> Path:
+    """A multi-frame (cine) DICOM built from a real sample: each frame shifted a little, like a sweep."""
+    import numpy as np
+
+    from busapp.core.dicomgen import make_dataset, write_dicom
+
+    img = QImage(str(sample)).convertToFormat(QImage.Format.Format_Grayscale8)
+    a = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, : img.width()]
+    frames = np.stack([np.roll(a, 12 * i, axis=1) for i in range(n)])
+    return write_dicom(make_dataset(frames, multi_frame=True, patient_name=patient_name), path)
 
 
 def render(widget: QWidget) -> QImage:

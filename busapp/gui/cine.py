@@ -1,0 +1,167 @@
+"""Stepping through the frames of a cine loop (multi-frame DICOM, multi-page TIFF).
+
+``FrameControl`` is the bar under the image (slider + spin box, hidden for still images).
+``CineController`` turns a frame change into work: a frame already in the record's cache is shown
+at once; any other one is requested from the analysis worker, which decodes it lazily off the GUI
+thread, analyses it and supersedes unstarted requests for other frames of that image. The slider
+is debounced, so dragging it across a long loop queues one request, not one per frame.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QSpinBox, QToolButton, QWidget
+
+from busapp.gui.image_list import ANALYSING, DONE
+
+if TYPE_CHECKING:
+    from busapp.gui.main_window import MainWindow
+    from busapp.gui.records import ImageRecord
+
+DEBOUNCE_MS = 120
+PREV_KEY, NEXT_KEY = ",", "."  # like many DICOM viewers; arrows stay with image navigation
+
+
+class FrameControl(QWidget):
+    """Frame k of N (1-based for people, 0-based in ``frame_requested``)."""
+
+    frame_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("frameControl")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 4, 10, 4)
+        lay.setSpacing(8)
+        self.label = QLabel("Frame")
+        self.label.setObjectName("secondary")
+        self.prev_button = QToolButton()
+        self.prev_button.setText("\u2039")
+        self.prev_button.setToolTip(f"Previous frame ({PREV_KEY})")
+        self.next_button = QToolButton()
+        self.next_button.setText("\u203a")
+        self.next_button.setToolTip(f"Next frame ({NEXT_KEY})")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimum(1)
+        self.slider.setPageStep(10)
+        self.slider.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # Tab should not land here from the list
+        self.spin = QSpinBox()
+        self.spin.setMinimum(1)
+        self.spin.setKeyboardTracking(False)  # typing "12" must not request frame 1 first
+        self.spin.setToolTip(f"Frame shown and analysed ({PREV_KEY} and {NEXT_KEY} step)")
+        for w in (self.label, self.prev_button, self.slider, self.next_button, self.spin):
+            lay.addWidget(w, 1 if w is self.slider else 0)
+        self.slider.valueChanged.connect(self._on_value)
+        self.spin.valueChanged.connect(self._on_value)
+        self.prev_button.clicked.connect(self.step_back)
+        self.next_button.clicked.connect(self.step_forward)
+        self.set_frames(1, 0)
+
+    def set_frames(self, n: int, current: int) -> None:
+        """Configure without emitting: the record, not the user, chose this frame."""
+        n = max(1, n)
+        for w in (self.slider, self.spin):
+            w.blockSignals(True)
+            w.setMaximum(n)
+            w.setValue(current + 1)
+            w.blockSignals(False)
+        self.spin.setSuffix(f" / {n}")
+        self.setVisible(n > 1)
+
+    def frame(self) -> int:
+        return self.spin.value() - 1
+
+    def n_frames(self) -> int:
+        return self.spin.maximum()
+
+    def set_frame(self, k: int) -> None:
+        """Move to frame ``k`` (0-based) as if the user did: emits ``frame_requested``."""
+        self.spin.setValue(k + 1)
+
+    @Slot()
+    def step_back(self) -> None:
+        self.set_frame(self.frame() - 1)
+
+    @Slot()
+    def step_forward(self) -> None:
+        self.set_frame(self.frame() + 1)
+
+    @Slot(int)
+    def _on_value(self, v: int) -> None:
+        for w in (self.slider, self.spin):  # keep the two in step without echoing back
+            if w.value() != v:
+                w.blockSignals(True)
+                w.setValue(v)
+                w.blockSignals(False)
+        self.frame_requested.emit(v - 1)
+
+
+class CineController(QObject):
+    """Connects the frame control and the ``,``/``.`` actions to the window's records and worker."""
+
+    frame_changed = Signal(object)  # ImageRecord whose shown frame changed
+
+    def __init__(self, window: MainWindow, control: FrameControl) -> None:
+        super().__init__(window)
+        self.window = window
+        self.control = control
+        self._pending: int | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self._apply)
+        control.frame_requested.connect(self._on_requested)
+
+        self.prev_action = window.make_action("Previous &frame", control.step_back, [PREV_KEY],
+                                              f"Show and analyse the previous frame of a cine loop ({PREV_KEY})")
+        self.next_action = window.make_action("Next f&rame", control.step_forward, [NEXT_KEY],
+                                              f"Show and analyse the next frame of a cine loop ({NEXT_KEY})")
+        window.view_menu.addSeparator()
+        window.view_menu.addAction(self.prev_action)
+        window.view_menu.addAction(self.next_action)
+        self.sync(None)
+
+    def sync(self, rec: ImageRecord | None) -> None:
+        """Show the control for a loaded multi-frame record, at its frame."""
+        n = rec.n_frames if rec is not None and rec.loaded is not None else 1
+        if not self._timer.isActive():  # do not snap back while the user is still dragging
+            self.control.set_frames(n, rec.frame if rec is not None else 0)
+        for a in (self.prev_action, self.next_action):
+            a.setEnabled(n > 1)
+
+    @Slot(int)
+    def _on_requested(self, k: int) -> None:
+        self._pending = k
+        self._timer.start()
+
+    @Slot()
+    def _apply(self) -> None:
+        if self._pending is not None:
+            k, self._pending = self._pending, None
+            self.select_frame(k)
+
+    def select_frame(self, k: int) -> None:
+        """Show frame ``k`` of the current image: from the cache, or analysed on the worker."""
+        w = self.window
+        rec = w.current_record()
+        if rec is None or rec.loaded is None or rec.status not in (DONE, ANALYSING):
+            return
+        k = max(0, min(rec.n_frames - 1, k))
+        if k == rec.frame:
+            return
+        rec.frame = k
+        st = rec.frames.get(k)
+        worker = w.worker_thread.worker
+        if st is not None and (st.analysis is not None or st.error is not None):
+            worker.want_frame(rec.job_id, k)  # drop an unstarted request for the frame we left
+            w.set_record_status(rec, DONE)
+        elif st is not None and st.decoded is not None:
+            worker.want_frame(rec.job_id, k)  # decoded = started: its result is on the way
+            w.set_record_status(rec, ANALYSING)
+        else:
+            worker.submit_frame(rec.job_id, rec.loaded, k, rec.sha256)
+            w.set_record_status(rec, ANALYSING)
+        w.refresh_current()
+        self.frame_changed.emit(rec)
