@@ -45,6 +45,7 @@ class ToolsController(QObject):
         A = window.make_action
         self.batch_action = A("&Batch analysis\u2026", self.open_batch, ["Ctrl+B"],
                               "Analyse every image in a folder into a CSV file, with progress and Cancel")
+        window.file_menu.insertSeparator(window.file_export_separator)
         window.file_menu.insertAction(window.file_export_separator, self.batch_action)
         self.calibrate_action = A("&Calibrate pixel size\u2026", self.calibrate, [],
                                   "Draw a line over the depth scale to measure in mm (images without a pixel size)")

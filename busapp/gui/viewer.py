@@ -196,10 +196,11 @@ class ImageViewer(QGraphicsView):
         self._fill_item.setVisible(on and self._overlay_mode in ("both", "fill"))
         self._outline_item.setVisible(on and self._overlay_mode in ("both", "outline"))
         self._calipers.setVisible(on and self._show_calipers)
-        # The slider drives the fill; the outline stays readable (never fainter than 0.35) so that
-        # "outline only" at a low opacity still shows where the lesion is.
+        # The slider drives the fill; the outline is fully opaque from the default 50 % up (the
+        # border is what the reader checks) and never fainter than 0.35, so that "outline only" at
+        # a low opacity still shows where the lesion is.
         self._fill_item.setOpacity(self._opacity)
-        self._outline_item.setOpacity(max(0.35, min(1.0, self._opacity * 1.6)))
+        self._outline_item.setOpacity(max(0.35, min(1.0, self._opacity * 2.0)))
         self.viewport().update()
 
     # -- zoom and pan ----------------------------------------------------------------------------
