@@ -107,7 +107,7 @@ class CineController(QObject):
         super().__init__(window)
         self.window = window
         self.control = control
-        self._pending: int | None = None
+        self._pending: tuple[int, int] | None = None  # (job, frame) waiting for the debounce
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -126,21 +126,31 @@ class CineController(QObject):
     def sync(self, rec: ImageRecord | None) -> None:
         """Show the control for a loaded multi-frame record, at its frame."""
         n = rec.n_frames if rec is not None and rec.loaded is not None else 1
-        if not self._timer.isActive():  # do not snap back while the user is still dragging
+        if self._pending is not None and (rec is None or rec.job_id != self._pending[0]):
+            self._timer.stop()  # another image is shown now: a pending step was meant for the old one
+            self._pending = None
+        if self._pending is None:  # else the user is still dragging: do not snap back
             self.control.set_frames(n, rec.frame if rec is not None else 0)
         for a in (self.prev_action, self.next_action):
             a.setEnabled(n > 1)
 
     @Slot(int)
     def _on_requested(self, k: int) -> None:
-        self._pending = k
+        rec = self.window.current_record()
+        if rec is None:
+            return
+        self._pending = (rec.job_id, k)
         self._timer.start()
 
     @Slot()
     def _apply(self) -> None:
-        if self._pending is not None:
-            k, self._pending = self._pending, None
+        if self._pending is None:
+            return
+        (job, k), self._pending = self._pending, None
+        rec = self.window.current_record()
+        if rec is not None and rec.job_id == job:
             self.select_frame(k)
+        self.sync(self.window.current_record())  # e.g. a frame that could not be chosen: show the real one
 
     def select_frame(self, k: int) -> None:
         """Show frame ``k`` of the current image: from the cache, or analysed on the worker."""

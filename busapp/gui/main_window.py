@@ -751,7 +751,9 @@ class MainWindow(QMainWindow):
         li = rec.loaded
         if li is None:
             return str(rec.path.parent)
-        parts = [f"{li.width} \u00d7 {li.height} px", li.source_format]
+        first = rec.frames.get(0)  # never evicted; li.width could decode frame 0 again on this thread
+        h, w = first.decoded.pixels.shape[:2] if first and first.decoded else (li.height, li.width)
+        parts = [f"{w} \u00d7 {h} px", li.source_format]
         if li.n_frames > 1:
             parts.append(f"frame {rec.frame + 1} of {li.n_frames}")
         if li.pixel_spacing_mm is not None:

@@ -107,3 +107,15 @@ def test_initial_size_fits_small_screens(qtbot, tmp_path: Path) -> None:
     assert w.viewer.width() > 400
     w.close()
     assert w.worker_thread.thread.wait(20_000)
+
+
+def test_screenshot_result_with_calipers_and_file_menu(qtbot, lesion_window: MainWindow, artifacts: Path) -> None:
+    w = lesion_window
+    w.resize(initial_window_size(QRect(0, 0, 1366, 728)))
+    qtbot.wait(50)
+    assert w.viewer.has_overlay() and w.toggle_calipers_action.isChecked()
+    w.grab().save(str(artifacts / "wiring_main_window.png"))
+    w.file_menu.popup(w.mapToGlobal(w.rect().topLeft()))
+    qtbot.waitUntil(w.file_menu.isVisible, timeout=2000)
+    w.file_menu.grab().save(str(artifacts / "wiring_file_menu.png"))
+    w.file_menu.hide()
