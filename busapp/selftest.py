@@ -188,29 +188,47 @@ def check_repeat(ctx: Context) -> str:
     return "a second run gave an identical result"
 
 
-def check_dicom(ctx: Context) -> str:
-    """Round-trip a small image through the DICOM codecs the app relies on (in memory, nothing written).
+# A 16x16 8-bit JPEG lossless SV1 codestream made with GDCM: (x*13 + y*7) % 256. No Python package
+# here encodes JPEG lossless, so the check carries one.
+_JPEG_LOSSLESS_SV1_16X16 = bytes.fromhex(
+    "ffd8ffc3000b080010001001011100ffc400160001010100000000000000000000000000040308ffda0008010100010000cf"
+    "ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6"
+    "ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6b6ed6b5ad6b5ad6b5ad6e0"
+    "cbb5ad6b5ad6b5ad6b5b832ed6b5ad6b5ad6b5adc18dbb5ad6b5ad6b5ad6b70636ed6b5ad6b5ad6b5b831adbb5ad6b5ad6b5"
+    "ad6e0c6b6ed6b5ad6b5ad6b70635adffd9"
+)
 
-    pydicom finds pylibjpeg and its plugins through package metadata (entry points) and dynamic
-    imports, which a frozen build can silently lose: check they are really there and decode.
+
+def check_dicom(ctx: Context) -> str:
+    """Decode small images through every DICOM codec library the app relies on (in memory, nothing written).
+
+    pydicom finds its decoder plugins by importing optional packages (and pylibjpeg finds its codecs
+    through package metadata), which a frozen build can silently lose; GDCM and CharLS are native
+    libraries that must load. Each transfer syntax is decoded with each plugin busapp expects for it.
     """
     import numpy as np
     from PIL import Image
     from pydicom import dcmread
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
-    from pydicom.pixels import get_decoder
     from pydicom.uid import (
         ExplicitVRLittleEndian,
         JPEG2000Lossless,
         JPEGBaseline8Bit,
+        JPEGExtended12Bit,
+        JPEGLosslessSV1,
+        JPEGLSLossless,
         RLELossless,
         UltrasoundImageStorage,
     )
 
-    arr = (np.add.outer(np.arange(40), np.arange(32)) * 3 % 256).astype(np.uint8)
+    from busapp.core.dicom import decoder_plugins
 
-    def dataset() -> Dataset:
+    grad = (np.add.outer(np.arange(40), np.arange(32)) * 3 % 256).astype(np.uint8)
+    y, x = np.mgrid[:16, :16]
+    sv1 = ((x * 13 + y * 7) % 256).astype(np.uint8)
+
+    def dataset(arr: np.ndarray) -> Dataset:
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = UltrasoundImageStorage
@@ -225,37 +243,67 @@ def check_dicom(ctx: Context) -> str:
         ds.PixelData = arr.tobytes()
         return ds
 
-    done, missing = [], []
-    for uid, tolerance in ((JPEGBaseline8Bit, 4), (JPEG2000Lossless, 0), (RLELossless, 0)):
-        if "pylibjpeg" not in get_decoder(uid).available_plugins:
-            missing.append(f"{uid.name}: no pylibjpeg decoder")
+    def encapsulated(arr: np.ndarray, uid: str, frame: bytes) -> Dataset:
+        ds = dataset(arr)
+        ds.PixelData = encapsulate([frame])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = uid
+        return ds
+
+    def jpeg_baseline() -> Dataset:  # no JPEG encoder in pydicom: let Pillow make the stream
+        buf = io.BytesIO()
+        Image.fromarray(grad).save(buf, "JPEG", quality=95)
+        return encapsulated(grad, JPEGBaseline8Bit, buf.getvalue())
+
+    def compressed(uid: str, plugin: str) -> Callable[[], Dataset]:
+        def make() -> Dataset:
+            ds = dataset(grad)
+            ds.compress(uid, encoding_plugin=plugin)
+            return ds
+
+        return make
+
+    # (label, transfer syntax, source pixels, dataset maker, decoding plugins that must work, max pixel error)
+    cases = [
+        ("JPEG baseline", JPEGBaseline8Bit, grad, jpeg_baseline, ("pillow", "gdcm"), 4),
+        ("JPEG lossless", JPEGLosslessSV1, sv1, lambda: encapsulated(sv1, JPEGLosslessSV1, _JPEG_LOSSLESS_SV1_16X16),
+         ("gdcm",), 0),
+        ("JPEG-LS", JPEGLSLossless, grad, compressed(JPEGLSLossless, "pyjpegls"), ("pyjpegls", "gdcm"), 0),
+        ("JPEG 2000", JPEG2000Lossless, grad, compressed(JPEG2000Lossless, "pylibjpeg"), ("pylibjpeg",), 0),
+        ("RLE", RLELossless, grad, compressed(RLELossless, "pylibjpeg"), ("pylibjpeg",), 0),
+    ]
+    done: list[str] = []
+    missing: list[str] = []
+    for label, uid, arr, make, plugins, tolerance in cases:
+        absent = [p for p in plugins if p not in decoder_plugins(uid)]
+        if absent:
+            missing.append(f"{label}: no {', '.join(absent)} decoder")
             continue
-        ds = dataset()
-        if uid == JPEGBaseline8Bit:  # no JPEG encoder in pylibjpeg: let Pillow make the stream
-            buf = io.BytesIO()
-            Image.fromarray(arr).save(buf, "JPEG", quality=95)
-            ds.PixelData = encapsulate([buf.getvalue()])
-            ds["PixelData"].VR = "OB"
-            ds.file_meta.TransferSyntaxUID = uid
-        else:
-            ds.compress(uid, encoding_plugin="pylibjpeg")
-        f = io.BytesIO()
-        ds.save_as(f, enforce_file_format=True)
-        f.seek(0)
-        back = dcmread(f)
-        back.pixel_array_options(decoding_plugin="pylibjpeg")
         try:
-            got = back.pixel_array
-        except Exception as e:  # any codec failure is a broken install; report it, don't crash
-            missing.append(f"{uid.name}: decoding failed ({e})")
+            f = io.BytesIO()
+            make().save_as(f, enforce_file_format=True)
+        except Exception as e:  # an encoder lost by freezing: report it, don't crash
+            missing.append(f"{label}: could not make the test image ({e})")
             continue
-        if got.shape != arr.shape or int(np.abs(got.astype(int) - arr).max()) > tolerance:
-            missing.append(f"{uid.name}: decoded pixels differ")
-            continue
-        done.append(uid.name)
+        failed = len(missing)
+        for plugin in plugins:
+            f.seek(0)
+            back = dcmread(f)
+            back.pixel_array_options(decoding_plugin=plugin)
+            try:
+                got = back.pixel_array
+            except Exception as e:  # any codec failure is a broken install; report it, don't crash
+                missing.append(f"{label}: {plugin} decoding failed ({e})")
+                continue
+            if got.shape != arr.shape or int(np.abs(got.astype(int) - arr).max()) > tolerance:
+                missing.append(f"{label}: {plugin} decoded pixels differ")
+        if len(missing) == failed:
+            done.append(f"{label} ({'+'.join(plugins)})")
+    if "busapp-gdcm12" not in decoder_plugins(JPEGExtended12Bit):
+        missing.append("12-bit JPEG: no busapp-gdcm12 decoder")
     if missing:
         raise CheckFailed("DICOM decoding: " + "; ".join(missing))
-    return "pydicom + pylibjpeg decode " + ", ".join(done)
+    return "pydicom decodes " + ", ".join(done) + "; 12-bit JPEG decoder present"
 
 
 def check_qt(ctx: Context) -> str:

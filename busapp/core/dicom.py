@@ -1,8 +1,11 @@
 """DICOM through pydicom: still images and cine loops, to uint8 grey or RGB display frames.
 
-Decoders: native (uncompressed, little/big endian, deflated), JPEG baseline/extended/lossless,
-JPEG-LS, JPEG 2000 / HTJ2K and RLE through pydicom with Pillow and pylibjpeg(-libjpeg, -openjpeg,
--rle). Video transfer syntaxes (MPEG-2/4, HEVC) and JPEG XL are refused with a clear message.
+Decoders (pydicom plugins, no GPL code): native (uncompressed, little/big endian, deflated) by
+pydicom; JPEG baseline/extended 8-bit by Pillow (GDCM as fallback); 12-bit JPEG extended by GDCM
+through busapp's own plugin below; JPEG lossless by GDCM; JPEG-LS by GDCM, then pyjpegls (CharLS);
+JPEG 2000 by pylibjpeg-openjpeg (then Pillow, GDCM); HTJ2K by pylibjpeg-openjpeg; RLE by
+pylibjpeg-rle (then pydicom). ``decoder_plugins()`` lists them. Video transfer syntaxes (MPEG-2/4,
+HEVC) and JPEG XL are refused with a clear message.
 
 Patient identifiers read here go only into ``LoadedImage.metadata`` (shown, never logged);
 pydicom's own log messages can quote element values, so they are silenced.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -74,6 +78,117 @@ def _ts_name(ts: str) -> str:
 
     name = _TS_NAMES.get(str(ts)) or UID(ts).name
     return name if name != str(ts) else f"transfer syntax {ts}"
+
+
+# --- busapp's GDCM plugin for 12-bit JPEG Extended ------------------------------------------------
+# pydicom's own GDCM plugin refuses 12-bit JPEG Extended and Pillow cannot read it; GDCM itself
+# decodes it (its libgdcmjpeg12). Without pylibjpeg-libjpeg (GPL-3.0) nothing else would.
+_GDCM12_LABEL = "busapp-gdcm12"
+# Transfer syntaxes where another plugin is preferred to GDCM (see _add_decoder_plugins).
+_GDCM_LAST = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.80",
+              "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
+_plugins_lock = threading.Lock()
+_plugins_added = False
+
+
+def is_available(uid: str) -> bool:
+    """pydicom decoder-plugin hook (``Decoder.add_plugin``): busapp's GDCM plugin is usable for ``uid``."""
+    from pydicom.uid import JPEGExtended12Bit
+
+    if uid != JPEGExtended12Bit:
+        return False
+    try:
+        import gdcm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# pydicom's plugin hook: what the plugin needs when is_available() says no.
+DECODER_DEPENDENCIES = {"1.2.840.10008.1.2.4.51": ("python-gdcm>=3.0.10",)}
+
+
+def _decode_jpeg12_gdcm(src: bytes, runner: Any) -> bytes:
+    """Decode one 12-bit grey JPEG Extended frame with GDCM (same calls as pydicom's GDCM plugin)."""
+    import gdcm
+
+    if runner.bits_stored <= 8 or runner.samples_per_pixel != 1:
+        # 8-bit is Pillow's (tried first); colour 12-bit JPEG is untested with GDCM: refuse, don't guess.
+        raise ValueError("busapp's GDCM plugin decodes 12-bit grey JPEG Extended only")
+    fragment = gdcm.Fragment()
+    fragment.SetByteStringValue(src)
+    fragments = gdcm.SequenceOfFragments.New()
+    fragments.AddFragment(fragment)
+    elem = gdcm.DataElement(gdcm.Tag(0x7FE0, 0x0010))
+    elem.SetValue(fragments.__ref__())
+    img = gdcm.Image()
+    img.SetNumberOfDimensions(2)
+    img.SetDimensions((runner.columns, runner.rows, 1))
+    img.SetDataElement(elem)
+    pi_type = gdcm.PhotometricInterpretation.GetPIType(runner.photometric_interpretation)
+    img.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(pi_type))
+    img.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGExtendedProcess2_4))
+    bits = runner.bits_stored
+    img.SetPixelFormat(gdcm.PixelFormat(1, 16, bits, bits - 1, runner.pixel_representation))
+    buf = img.GetBuffer()  # None when GDCM cannot decode the stream
+    if buf is None:
+        raise ValueError("GDCM could not decode the JPEG Extended frame")
+    frame = buf.encode("utf-8", "surrogateescape")  # GDCM hands char* back as str
+    runner.set_option("bits_allocated", 16)  # GDCM's 12-bit output is always 16-bit samples
+    if len(frame) != runner.rows * runner.columns * 2:
+        raise ValueError("GDCM returned a frame of the wrong size")
+    return frame
+
+
+def _add_decoder_plugins() -> None:
+    """Once per process: put GDCM last, add busapp's 12-bit JPEG plugin, silence GDCM's stderr.
+
+    pydicom 3.0 tries GDCM first wherever it is installed. busapp prefers the maintained codecs
+    that are also fuzzed upstream (Pillow's libjpeg-turbo, OpenJPEG 2.5 in pylibjpeg-openjpeg,
+    CharLS 2.x in pyjpegls; GDCM bundles IJG 6b, OpenJPEG 2.3 and an older CharLS), so GDCM is
+    the fallback there and the only decoder for JPEG lossless and 12-bit JPEG Extended.
+    GDCM prints codec messages ("Unsupported JPEG data precision 12" while it falls back from its
+    8-bit to its 12-bit codec) to stderr; failures reach us as exceptions anyway.
+    """
+    global _plugins_added
+    with _plugins_lock:  # Decoder.add_plugin is not thread-safe; loads run in worker threads
+        if _plugins_added:
+            return
+        _plugins_added = True
+        from pydicom.pixels import get_decoder
+        from pydicom.uid import JPEGExtended12Bit
+
+        try:
+            import gdcm
+
+            gdcm.Trace.WarningOff()
+            gdcm.Trace.ErrorOff()
+            gdcm.Trace.DebugOff()
+        except ImportError:
+            pass
+        for ts in _GDCM_LAST:
+            decoder = get_decoder(ts)
+            if "gdcm" in decoder.available_plugins and len(decoder.available_plugins) > 1:
+                decoder.remove_plugin("gdcm")  # re-adding appends: same plugin, tried last
+                decoder.add_plugin("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
+        try:
+            get_decoder(JPEGExtended12Bit).add_plugin(_GDCM12_LABEL, (__name__, "_decode_jpeg12_gdcm"))
+        except ValueError:  # already there (module reloaded): fine
+            pass
+
+
+def decoder_plugins(ts: str) -> list[str]:
+    """The pydicom decoding plugins installed for transfer syntax ``ts``, in the order pydicom tries them."""
+    from pydicom.pixels import get_decoder
+
+    _add_decoder_plugins()
+    try:
+        decoder = get_decoder(ts)
+    except Exception:  # unknown syntaxes have no decoder
+        return []
+    # available_plugins is sorted by name; the private dict keeps pydicom's trial order.
+    order = list(getattr(decoder, "_available", {}))
+    return order if set(order) == set(decoder.available_plugins) else list(decoder.available_plugins)
 
 
 def _fail(name: str, text: str, detail: str = "") -> ImageLoadError:
@@ -258,6 +373,7 @@ def _metadata(ds: Any, ts: str, photometric: str, n: int, bits: int) -> dict[str
 
 
 def load_dicom(path: Path, data: bytes) -> LoadedImage:
+    _add_decoder_plugins()
     # pydicom converts values lazily and warns with them (possibly identifiers): silence it throughout.
     _silence_pydicom_logs()
     with warnings.catch_warnings():

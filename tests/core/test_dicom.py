@@ -257,7 +257,8 @@ DECODES = {
     "MR_small_jpeg_ls_lossless.dcm": ("MONOCHROME2", 1, False),
     "JPEGLSNearLossless_08.dcm": ("MONOCHROME2", 1, False),
     "JPEGLSNearLossless_16.dcm": ("MONOCHROME2", 1, False),
-    "JPGExtended.dcm": ("MONOCHROME2", 1, False),
+    "JPGExtended.dcm": ("MONOCHROME2", 1, False),  # 12-bit JPEG Extended: busapp's GDCM plugin
+    "JPEG-lossy.dcm": ("MONOCHROME2", 1, False),  # the same with invalid SOS parameters; GDCM copes
     "JPEG2000.dcm": ("MONOCHROME2", 1, False),
     "693_J2KI.dcm": ("MONOCHROME2", 1, False),
     "image_dfl.dcm": ("MONOCHROME2", 1, False),
@@ -298,7 +299,6 @@ FAILS = {
     "rtplan.dcm": r"contains no image \(it is a RT Plan Storage\)",
     "waveform_ecg.dcm": "contains no image",
     "test-SR.dcm": "contains no image",
-    "JPEG-lossy.dcm": r"cannot be decoded \(JPEG Extended",  # 12-bit lossy JPEG; pylibjpeg rejects this file
 }
 
 
@@ -307,3 +307,113 @@ def test_pydicom_bad_files_clear_message(name):
     with pytest.raises(ImageLoadError, match=FAILS[name]) as e:
         load_image(get_testdata_file(name))
     assert str(e.value).startswith(name + ": ") and "Traceback" not in str(e.value)
+
+
+# --- decoders: no GPL code, GDCM + pyjpegls where pylibjpeg-libjpeg (GPL-3.0) used to decode ------
+
+# pylibjpeg-libjpeg's decode of JPGExtended.dcm (12-bit JPEG Extended), every 128th row and 32nd
+# column, taken before it was removed. GDCM's IDCT rounds differently: +-1 on ~1.4% of the pixels.
+LIBJPEG_JPGEXTENDED_SAMPLES = [
+    [1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 20, 44, 1, 1], [1, 19, 23, 69, 68, 49, 40, 23],
+    [1, 17, 22, 41, 56, 51, 62, 15], [1, 1, 14, 20, 14, 19, 23, 1], [1, 1, 2, 31, 1, 36, 1, 1],
+    [1, 1, 1, 34, 1, 29, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1],
+]
+LIBJPEG_JPGEXTENDED_MEAN = 14.383037567138672
+
+# A 16x16 12-bit JPEG lossless (process 14, UID .57) codestream made with GDCM: (x*251 + y*97 + x*y*5) % 4096.
+JPEG_P14_12BIT = bytes.fromhex(
+    "ffd8ffc3000b100010001001011100ffc4001800010003010000000000000000000000000907080c10ffda00080101000100"
+    "00ebf77eefddfbbf77eefddfbbf77eefddfbbf77eefdcc280200802008020080200802008020080200804c282a0a82a0a82a"
+    "0a82a0a82a0a82a0a82a0b8412614290a4290a4290a4290a4290a4290a4290ac21330a1e87a1e87a1e87a1e87a1e87a1e87a"
+    "1f84390f98514451144511445114451144511445114c2268a4c28ca328ca328ca328ca328ca328ca33846119466614791e47"
+    "91e4791e4791e4791e47b08ea3c8f23d30a4691a4691a4691a4691a4691a4784892348d23985284a1284a1284a1284a1284a"
+    "3093a5094250944c296a5a96a5a96a5a96a5a96a5b84b12d4b52d4b6614c9324c9324c9324c9324cb098a64992649926530a"
+    "6e9ba6e9ba6e9ba6e9ba6f84d9374dd374dd379853c4f13c4f13c4f13c4f309da789e2789e2789e4c2a0a82a0a82a0a82a0a"
+    "8385014150541505415066151946519465194651946c28aa328ca328ca328dffd9"
+)
+
+
+def test_no_gpl_decoder_installed():
+    """pylibjpeg-libjpeg (GPL-3.0) must not be needed, nor be present where the bundle is built from."""
+    import importlib.util
+
+    assert importlib.util.find_spec("libjpeg") is None, "uninstall pylibjpeg-libjpeg (GPL-3.0)"
+
+
+def test_decoder_plugins_per_syntax():
+    """Which plugin decodes what, in pydicom's trial order: the maintained codecs first, GDCM as fallback."""
+    from busapp.core.dicom import decoder_plugins
+
+    expected = {
+        "1.2.840.10008.1.2.4.50": ["pillow", "gdcm"],  # JPEG baseline
+        "1.2.840.10008.1.2.4.51": ["pillow", "gdcm", "busapp-gdcm12"],  # JPEG extended (12-bit: busapp's)
+        "1.2.840.10008.1.2.4.57": ["gdcm"],  # JPEG lossless
+        "1.2.840.10008.1.2.4.70": ["gdcm"],  # JPEG lossless SV1
+        "1.2.840.10008.1.2.4.80": ["pyjpegls", "gdcm"],  # JPEG-LS lossless
+        "1.2.840.10008.1.2.4.81": ["pyjpegls", "gdcm"],  # JPEG-LS near-lossless
+        "1.2.840.10008.1.2.4.90": ["pylibjpeg", "pillow", "gdcm"],  # JPEG 2000 lossless
+        "1.2.840.10008.1.2.4.91": ["pylibjpeg", "pillow", "gdcm"],  # JPEG 2000
+        "1.2.840.10008.1.2.4.201": ["pylibjpeg"],  # HTJ2K lossless
+        "1.2.840.10008.1.2.5": ["pylibjpeg", "pydicom"],  # RLE
+    }
+    assert {ts: decoder_plugins(ts) for ts in expected} == expected
+
+
+def test_jpeg_extended_12bit_matches_libjpeg_reference():
+    """12-bit JPEG Extended decodes (GDCM), within +-1 of pylibjpeg-libjpeg's decode; the file with broken SOS
+    parameters (JPEG-lossy.dcm, refused before) gives exactly the pixels of its fixed version."""
+    import pydicom
+    from pydicom.pixels import pixel_array
+
+    from busapp.core.dicom import decoder_plugins
+
+    assert "busapp-gdcm12" in decoder_plugins("1.2.840.10008.1.2.4.51")
+    fixed = pixel_array(pydicom.dcmread(get_testdata_file("JPGExtended.dcm")))
+    broken = pixel_array(pydicom.dcmread(get_testdata_file("JPEG-lossy.dcm")))
+    assert fixed.shape == (1024, 256) and fixed.dtype == np.uint16
+    assert np.array_equal(broken, fixed)
+    assert np.abs(fixed[::128, ::32].astype(int) - LIBJPEG_JPGEXTENDED_SAMPLES).max() <= 1
+    assert fixed.mean() == pytest.approx(LIBJPEG_JPGEXTENDED_MEAN, abs=0.02) and fixed.max() <= 4095
+    shown = load_image(get_testdata_file("JPEG-lossy.dcm"))
+    assert shown.bit_depth == 12 and np.array_equal(shown.frame(0), load_image(get_testdata_file("JPGExtended.dcm")).frame(0))
+
+
+def test_jpeg_lossless_process14_generated(tmp_path):
+    """JPEG lossless (process 14, UID .57: no pydicom test file) decodes exactly (GDCM)."""
+    from pydicom.uid import JPEGLossless
+
+    y, x = np.mgrid[:16, :16]
+    expected = ((x * 251 + y * 97 + x * y * 5) % 4096).astype(np.uint16)
+    ds = make_dataset(expected, bits_stored=12)
+    native = load_image(_write(tmp_path, "native.dcm", ds)).frame(0)
+    ds.PixelData = encapsulate([JPEG_P14_12BIT])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGLossless
+    p = _write(tmp_path, "p14.dcm", ds)
+    import pydicom
+    from pydicom.pixels import pixel_array
+
+    assert np.array_equal(pixel_array(pydicom.dcmread(p)), expected)
+    assert np.array_equal(_load(p).frame(0), native)
+
+
+@pytest.mark.parametrize(
+    ("bits", "colour", "syntax"),
+    [(8, False, "1.2.840.10008.1.2.4.80"), (6, False, "1.2.840.10008.1.2.4.80"), (12, False, "1.2.840.10008.1.2.4.80"),
+     (16, False, "1.2.840.10008.1.2.4.80"), (8, True, "1.2.840.10008.1.2.4.80"), (7, False, "1.2.840.10008.1.2.4.81")],
+)
+def test_jpeg_ls_generated(tmp_path, bits, colour, syntax):
+    """JPEG-LS round trips (pyjpegls encodes), including 6/7-bit data that GDCM's pydicom plugin refuses."""
+    from pydicom.uid import JPEGLSNearLossless
+
+    shape = (40, 48, 3) if colour else (40, 48)
+    a = RNG.integers(0, 2**bits, shape).astype(np.uint8 if bits <= 8 else np.uint16)
+    ds = make_dataset(a, bits_stored=bits)
+    native = load_image(_write(tmp_path, "native.dcm", ds)).frame(0)
+    kw = {"jls_error": 1} if syntax == JPEGLSNearLossless else {}
+    ds.compress(syntax, encoding_plugin="pyjpegls", **kw)
+    got = _load(_write(tmp_path, "jls.dcm", ds)).frame(0)
+    if syntax == JPEGLSNearLossless:
+        assert np.abs(got.astype(int) - native).max() <= 255 // (2**bits - 1) + 1  # one step of the stored range
+    else:
+        assert np.array_equal(got, native)

@@ -189,3 +189,16 @@ def test_network_access_fails_the_self_test(monkeypatch, capsys) -> None:
     assert rc == 1
     assert "FAIL  network" in out
     assert "socket.getaddrinfo" in out
+
+
+def test_dicom_check_names_a_lost_decoder(monkeypatch, capsys) -> None:
+    """A codec library lost by freezing (here: GDCM) fails the DICOM check, naming what is missing."""
+    from busapp.core import dicom
+
+    real = dicom.decoder_plugins
+    monkeypatch.setattr(dicom, "decoder_plugins", lambda ts: [p for p in real(ts) if "gdcm" not in p])
+    rc, out = _run(["--no-qt"], capsys)
+    assert rc == 1
+    assert "FAIL  dicom" in out
+    assert "JPEG lossless: no gdcm decoder" in out and "12-bit JPEG: no busapp-gdcm12 decoder" in out
+    assert "Traceback" not in out
