@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=None, help="datasets folder (default ../shared/datasets or $BUSAPP_DATA)")
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="checkpoints, cache and logs")
+    p.add_argument("--ensemble-work-dir", type=Path, action="append", default=[],
+                   help="finalize: also average the best model of this training run (repeatable)")
     p.add_argument("--split-file", type=Path, default=SPLIT_FILE)
     p.add_argument("--epochs", type=int, default=FitConfig.epochs)
     p.add_argument("--size", type=int, default=FitConfig.size)
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train", "finalize"):
         from busapp.training.finalize import finalize
 
-        finalize(split("val"), split("test"), data_root, args.work_dir, args.out, cfg, args.split_file, args.bootstrap)
+        finalize(split("val"), split("test"), data_root, args.work_dir, args.out, cfg, args.split_file,
+                 args.bootstrap, extra_work_dirs=args.ensemble_work_dir)
     return 0
 
 

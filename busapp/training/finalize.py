@@ -10,7 +10,6 @@ import datetime as _dt
 import json
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from busapp.core.model_bundle import CARD_NAME, sha256_file
 from busapp.core.predictor import Predictor
 from busapp.core.preprocess import INTENSITY_OFFSET, INTENSITY_SCALE, PREPROCESSING_DESCRIPTION
 from busapp.training.data import CLASSES, Record, load_image, load_mask, read_all, read_split
-from busapp.training.metrics import bootstrap_ci, dice_iou, point_metrics
+from busapp.training.metrics import bootstrap_ci, dice_iou, macro_f1, point_metrics
 
 log = logging.getLogger("busapp.training")
 
@@ -131,24 +130,35 @@ def finalize(
     cfg,
     split_path: Path,
     n_boot: int = 1000,
+    extra_work_dirs: list[Path] | None = None,
 ) -> dict:
 
     from busapp.training.dataset import cached_arrays
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
-    from busapp.training.fit import predict_logits
     from busapp.training.model import build_busnet, inference_model
 
     t0 = time.time()
-    model = build_busnet(cfg.size, pretrained=False, frozen_blocks=cfg.frozen_blocks)
-    model.load_weights(work_dir / "best.weights.h5")
+    work_dirs = [work_dir, *(extra_work_dirs or [])]
+    members = []
+    for i, wd in enumerate(work_dirs):
+        member = build_busnet(cfg.size, pretrained=False, frozen_blocks=cfg.frozen_blocks)
+        member.load_weights(wd / "best.weights.h5")
+        member.name = f"busnet_{i}"  # unique names: the members are nested in one graph
+        members.append(member)
     xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
-    _, logits = predict_logits(model, xv)
-    temperature = fit_temperature(logits, yv)
-    log.info("temperature %.3f (validation NLL)", temperature)
+    # Temperature from the final graph's own outputs (TTA and ensemble averaging included):
+    # log-probabilities differ from the averaged logits by a per-image constant only.
+    untempered = inference_model(members, 1.0)
+    probs_val = np.concatenate([np.asarray(untempered(xv[i : i + 16], training=False)["probs"]) for i in range(0, len(xv), 16)])
+    temperature = fit_temperature(np.log(np.maximum(probs_val, 1e-12)), yv)
+    log.info("temperature %.3f (validation NLL, %d member(s))", temperature, len(members))
+    val_pred = probs_val.argmax(axis=1)
+    validation = {"accuracy": float((val_pred == yv).mean()), "macro_f1": macro_f1(yv, val_pred)}
+    log.info("validation (final graph, model resolution): %s", validation)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = inference_model(model, temperature)
+    final = inference_model(members, temperature)
     keras_path, tflite_path = out_dir / f"{MODEL_NAME}.keras", out_dir / f"{MODEL_NAME}.tflite"
     save_keras(final, keras_path)
     export_tflite(final, tflite_path)
@@ -192,6 +202,7 @@ def finalize(
             "encoder": "EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)",
             "decoder": "U-Net, depthwise-separable convolutions, channels 96-64-48-32, bilinear upsampling",
             "classifier": "global average pool of the 1280-channel head, dropout 0.3, dense 3",
+            "inference": f"{len(members)} trained member(s) x (image, mirrored image): logits averaged in one graph",
             "parameters": int(final.count_params()),
         },
         "pretrained_weights": {
@@ -210,9 +221,13 @@ def finalize(
             "split_sha256": sha256_file(split_path),
             "split_rule": "by duplicate group, stratified by dataset and label, 70/15/15; cross-class duplicate groups excluded as label noise",
             "counts": {s: int(sum(1 for v in read_split(split_path).values() if v == s)) for s in ("train", "val", "test", "excluded")},
-            "config": asdict(cfg),
-            "selection": json.loads((work_dir / "best.json").read_text()),
+            "members": [
+                {"work_dir": wd.name, "selection": json.loads((wd / "best.json").read_text()),
+                 "config": json.loads((wd / "config.json").read_text())}
+                for wd in work_dirs
+            ],
             "calibration": "temperature scaling fitted on the validation split",
+            "validation_of_final_graph": validation,
         },
     }
 

@@ -72,20 +72,29 @@ class HorizontalFlip(layers.Layer):
         return ops.flip(x, axis=2)
 
 
-def inference_model(trained: keras.Model, temperature: float = 1.0, flip_tta: bool = True) -> keras.Model:
+def inference_model(members: keras.Model | list[keras.Model], temperature: float = 1.0, flip_tta: bool = True) -> keras.Model:
     """Probabilities instead of logits: {"mask": (N,H,W,1) sigmoid, "probs": (N,3) softmax(z / T)}.
 
-    With ``flip_tta`` the image and its mirror image both go through the network and their logits
-    are averaged (breast ultrasound has no preferred left-right orientation): steadier outlines
-    and probabilities for twice the compute, which the latency budget allows.
+    ``members``: one trained model or several (an ensemble of training runs); their logits are
+    averaged. With ``flip_tta`` each also sees the mirror image (breast ultrasound has no
+    preferred left-right orientation): steadier outlines and probabilities for more compute,
+    which the latency budget allows. One graph, so the app still runs one model file.
     """
-    inp = keras.Input(trained.input.shape[1:], name="image")
-    out = trained(inp)
-    mask_logits, class_logits = out["mask_logits"], out["class_logits"]
-    if flip_tta:
-        mirrored = trained(HorizontalFlip(name="flip_in")(inp))
-        mask_logits = layers.Average(name="tta_mask")([mask_logits, HorizontalFlip(name="flip_out")(mirrored["mask_logits"])])
-        class_logits = layers.Average(name="tta_class")([class_logits, mirrored["class_logits"]])
+    members = members if isinstance(members, list) else [members]
+    inp = keras.Input(members[0].input.shape[1:], name="image")
+    mirrored_input = HorizontalFlip(name="flip_in")(inp) if flip_tta else None
+    mask_terms, class_terms = [], []
+    for i, member in enumerate(members):
+        out = member(inp)
+        mask_terms.append(out["mask_logits"])
+        class_terms.append(out["class_logits"])
+        if flip_tta:
+            mirrored = member(mirrored_input)
+            mask_terms.append(HorizontalFlip(name=f"flip_out_{i}")(mirrored["mask_logits"]))
+            class_terms.append(mirrored["class_logits"])
+    average = len(mask_terms) > 1
+    mask_logits = layers.Average(name="avg_mask")(mask_terms) if average else mask_terms[0]
+    class_logits = layers.Average(name="avg_class")(class_terms) if average else class_terms[0]
     mask = layers.Activation("sigmoid", name="mask")(mask_logits)
     scaled = layers.Rescaling(1.0 / temperature, name="temperature")(class_logits)
     probs = layers.Softmax(name="probs")(scaled)
