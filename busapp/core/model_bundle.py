@@ -7,12 +7,13 @@ wrong results.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from busapp.core.hashing import sha256_file
 
 CARD_NAME = "card.json"
 DEFAULT_BUNDLE_NAME = "busnet"
@@ -31,14 +32,6 @@ def models_dir() -> Path:
 
 def default_bundle_dir() -> Path:
     return models_dir() / DEFAULT_BUNDLE_NAME
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ newer one for the same image is dropped unstarted.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import queue
@@ -27,8 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QRectF, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage, QPainterPath
+
+from busapp.core.hashing import sha256_file
+from busapp.report.render import array_to_qimage, mask_outline_path
 
 if TYPE_CHECKING:  # heavy imports (numpy, LiteRT) happen in the worker thread only
     import numpy as np
@@ -80,57 +82,19 @@ class ModelInfo:
     card: dict[str, Any]
 
 
-def numpy_to_qimage(a: np.ndarray) -> QImage:
-    """uint8 HxW grey or HxWx3 RGB -> a QImage that owns its pixels (safe to hand to another thread)."""
-    import numpy as np
-
-    a = np.ascontiguousarray(a)
-    h, w = a.shape[:2]
-    if a.ndim == 2:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8)
-    elif a.ndim == 3 and a.shape[2] == 3:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888)
-    elif a.ndim == 3 and a.shape[2] == 4:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGBA8888)
-    else:
-        raise ValueError(f"cannot display an array of shape {a.shape}")
-    return img.copy()  # detach from the numpy buffer
-
-
 def mask_fill_image(mask: np.ndarray, rgb: tuple[int, int, int] = LESION_FILL_RGB) -> QImage:
     import numpy as np
 
     rgba = np.zeros((*mask.shape, 4), np.uint8)
     rgba[mask] = (*rgb, 255)
-    return numpy_to_qimage(rgba)
+    return array_to_qimage(rgba)
 
 
-def mask_outline_path(mask: np.ndarray) -> QPainterPath:
-    """The boundary of a bool mask along pixel edges, as a path (drawn with a cosmetic pen it stays
-    crisp at every zoom, unlike a rasterised outline)."""
-    import numpy as np
-
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
-    padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)
-    rows, starts = np.nonzero(d == 1)
-    _, ends = np.nonzero(d == -1)
-    path = QPainterPath()
-    path.setFillRule(Qt.FillRule.WindingFill)
-    for r, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        path.addRect(QRectF(s, r, e - s, 1))
-    return path.simplified()  # union of the row runs -> one closed outline per blob (and holes)
-
-
-def sha256_of_file(path: Path) -> str | None:
-    h = hashlib.sha256()
+def _sha256_or_none(path: Path) -> str | None:
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def thumbnail_of(img: QImage, size: int = THUMB_SIZE) -> QImage:
@@ -266,8 +230,8 @@ class AnalysisWorker(QObject):
         try:
             loaded = load_image(path)
             pixels = loaded.frame(0)
-            display = numpy_to_qimage(pixels)
-            sha256 = sha256_of_file(path)  # here, not on the GUI thread: files can be large
+            display = array_to_qimage(pixels)
+            sha256 = _sha256_or_none(path)  # here, not on the GUI thread: files can be large
             decoded = DecodedImage(loaded, pixels, display, thumbnail_of(display), sha256)
         except ImageLoadError as e:
             self.job_failed.emit(job_id, str(e), "load")
@@ -299,7 +263,7 @@ class AnalysisWorker(QObject):
         t0 = time.perf_counter()
         try:
             pixels = loaded.frame(frame)
-            decoded = DecodedImage(loaded, pixels, numpy_to_qimage(pixels), QImage(), sha256, frame)
+            decoded = DecodedImage(loaded, pixels, array_to_qimage(pixels), QImage(), sha256, frame)
         except ImageLoadError as e:
             self.frame_failed.emit(job_id, frame, str(e))
             return

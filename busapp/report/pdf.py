@@ -13,7 +13,6 @@ Needs a QGuiApplication, no window. The PDF is written atomically.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from PySide6.QtGui import (
 
 from busapp import DISCLAIMER, __version__
 from busapp.core.atomic import write_bytes_atomic
+from busapp.core.hashing import sha256_file
 from busapp.core.measure import LesionMeasurements, format_measurements
 from busapp.report.render import array_to_qimage, render_overlay
 
@@ -70,14 +70,6 @@ class ReportData:
     card: dict[str, Any]
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def build_report_data(
     loaded: Any,
     prediction: Any,
@@ -98,7 +90,7 @@ def build_report_data(
         note = f"pixel size from {m.spacing_source}"
     return ReportData(
         file_name=Path(loaded.path).name,
-        sha256=sha256 or _sha256_file(Path(loaded.path)),
+        sha256=sha256 or sha256_file(Path(loaded.path)),
         generated=(generated or _dt.datetime.now()).astimezone(),
         image=loaded.frame(frame_index),
         mask=getattr(prediction, "mask", None),
