@@ -41,6 +41,13 @@ class Prediction:
     def confidence(self) -> float:
         return self.probabilities[self.label]
 
+    @property
+    def headline(self) -> str:
+        """The result in words that do not overstate, the same in the app and the report."""
+        if self.low_confidence:
+            return f"Uncertain \u2013 leans {self.label} ({self.confidence:.2f})"
+        return f"Suggests {self.label}, {self.confidence:.2f}"
+
     def to_json(self) -> dict:
         return {
             "label": self.label,

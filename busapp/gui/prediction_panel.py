@@ -250,7 +250,7 @@ class PredictionPanel(QWidget):
             self.set_frame(analysis.frame_index, analysis.n_frames)
         p = pred.confidence
         if pred.low_confidence:
-            self.headline.setText(f"Uncertain \u2013 leans {pred.label}")
+            self.headline.setText(pred.headline)
             self.headline.setProperty("state", "uncertain")
             self._set_sub(f"highest probability {p:.2f}")
             limit = f", below {self._low_conf_threshold:.2f}" if self._low_conf_threshold else ""
@@ -260,7 +260,7 @@ class PredictionPanel(QWidget):
             )
             self.low_confidence.show()
         else:
-            self.headline.setText(f"Suggests {pred.label}, {p:.2f}")
+            self.headline.setText(pred.headline)
             self.headline.setProperty("state", "result")
             self._set_sub("Model probability, calibrated on validation data; not a risk estimate.")
         self._repolish(self.headline)

@@ -63,6 +63,7 @@ class ReportData:
     label: str
     probabilities: dict[str, float]
     low_confidence: bool
+    headline: str
     measurements: LesionMeasurements | None
     spacing_note: str
     model_name: str
@@ -99,6 +100,7 @@ def build_report_data(
         label=prediction.label,
         probabilities=dict(prediction.probabilities),
         low_confidence=bool(prediction.low_confidence),
+        headline=prediction.headline,
         measurements=m,
         spacing_note=note,
         model_name=prediction.model_name,
@@ -129,7 +131,7 @@ def report_text(d: ReportData) -> list[str]:
         f"SHA-256: {d.sha256}",
         f"Report generated: {when}",
         f"Frame: {d.frame_index + 1} of {d.n_frames}",
-        f"Model output: {d.label.upper()}" + ("  (LOW CONFIDENCE)" if d.low_confidence else ""),
+        d.headline,
     ]
     lines += [f"{c}: {p * 100:.1f} %" for c, p in d.probabilities.items()]
     lines += [f"{k}: {v}" for k, v in format_measurements(d.measurements)]
@@ -269,8 +271,9 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
 
     # Model output.
     pen.heading("Model output")
-    colour = {"malignant": QColor(170, 30, 30), "benign": QColor(30, 110, 50)}.get(d.label, QColor(40, 40, 40))
-    pen.text(f"Model output: {d.label.upper()}", 13, bold=True, colour=colour)
+    # Neutral like the app's panel: a red "malignant" would read as a finding, not a suggestion.
+    colour = QColor(170, 90, 0) if d.low_confidence else QColor(30, 40, 60)
+    pen.text(d.headline, 13, bold=True, colour=colour)
     if d.low_confidence:
         pen.text(
             "LOW CONFIDENCE: no class is clearly favoured; read this image without weight on the model.",

@@ -76,7 +76,7 @@ def test_report_pdf_holds_the_values(analysed, predictor, qapp, tmp_path: Path) 
     expected = [
         loaded.path.name,
         sha,
-        f"Model output: {pred.label.upper()}",
+        pred.headline,
         *[f"{c}: {p * 100:.1f} %" for c, p in pred.probabilities.items()],
         *[v for _, v in format_measurements(m)],
         "USER CALIBRATED",
@@ -154,7 +154,7 @@ def test_report_without_lesion(sample_images: list[Path], predictor, qapp, tmp_p
     )
     data = write_report(tmp_path / "r.pdf", loaded, pred, None, {"name": "busnet"})
     plain = " ".join(report_text(data))
-    assert "no lesion outlined" in plain and "LOW CONFIDENCE" in plain
+    assert "no lesion outlined" in plain and "Uncertain \u2013 leans normal" in plain
     text = pdf_text(tmp_path / "r.pdf")
     if text is not None:
         assert "no lesion outlined" in text and "LOW CONFIDENCE" in text and "no test metrics" in text
