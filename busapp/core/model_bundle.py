@@ -64,6 +64,10 @@ class ModelBundle:
         return float(self.card["postprocessing"].get("min_area_fraction", 0.0))
 
     @property
+    def suppress_mask_when_normal(self) -> bool:
+        return bool(self.card["postprocessing"].get("suppress_mask_when_normal", False))
+
+    @property
     def low_confidence_below(self) -> float:
         return float(self.card["postprocessing"]["low_confidence_below"])
 

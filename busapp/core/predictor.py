@@ -15,13 +15,18 @@ from busapp.core.model_bundle import ModelBundle, ModelBundleError, load_bundle
 from busapp.core.preprocess import Letterbox, mask_from_output, preprocess
 
 
-def lesion_mask(prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float) -> np.ndarray:
+def lesion_mask(
+    prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, confident_normal: bool = False
+) -> np.ndarray:
     """Model probability map -> bool mask at the original size.
 
-    A mask covering less than ``min_area_fraction`` of the image is dropped as noise: tiny
-    specks are the typical false positive on normal tissue. The fraction is chosen on the
-    validation split at training time and stored in the model card.
+    A mask covering less than ``min_area_fraction`` of the image is dropped as noise, and, when
+    the card asks for it, so is any outline on an image the classifier confidently calls normal
+    (the panel then says "suggests normal" without contradicting itself). Both rules are chosen
+    on the validation split at training time and stored in the model card.
     """
+    if confident_normal:
+        return np.zeros((lb.src_height, lb.src_width), bool)
     region = prob[lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width]
     if (region >= threshold).mean() < min_area_fraction:
         return np.zeros((lb.src_height, lb.src_width), bool)
@@ -86,11 +91,13 @@ class Predictor:
         mask_prob, probs = self.run(x)
         probs = probs.astype(float)
         k = int(np.argmax(probs))
+        low = bool(probs[k] < b.low_confidence_below)
+        confident_normal = b.suppress_mask_when_normal and b.classes[k] == "normal" and not low
         return Prediction(
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
-            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction),
+            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, confident_normal),
             model_name=b.name,
             model_version=b.version,
-            low_confidence=bool(probs[k] < b.low_confidence_below),
+            low_confidence=low,
         )

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=FitConfig.size)
     p.add_argument("--batch-size", type=int, default=FitConfig.batch_size)
     p.add_argument("--seed", type=int, default=FitConfig.seed)
+    p.add_argument("--normal-oversample", type=int, default=FitConfig.normal_oversample,
+                   help="repeat normal training images this many times per epoch")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
@@ -87,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         recs = records_for(name, data_root, args.split_file)
         return recs[: args.limit] if args.limit else recs
 
-    cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, pretrained=not args.no_pretrained)
+    cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                    pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample)
     if args.command in ("train", "fit"):
         from busapp.training.fit import fit
 

@@ -29,7 +29,7 @@ MODEL_VERSION = "1.0.0"
 MASK_THRESHOLD = 0.5
 LOW_CONFIDENCE_BELOW = 0.6  # top-class probability under which the app says no class clearly wins
 MIN_AREA_CANDIDATES = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
-NORMAL_NONEMPTY_TARGET = 0.10
+DICE_TOLERANCE = 0.01  # val Dice we are willing to give up to keep normal images free of outlines
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -69,34 +69,40 @@ def predict_records(predictor: Predictor, records: list[Record], data_root: Path
     }
 
 
-def choose_min_area(predictor: Predictor, records: list[Record], data_root: Path) -> tuple[float, list[dict]]:
-    """Pick the mask-area floor on the validation split: the smallest candidate that keeps normal
-    images' masks empty in at least 90% of cases (else the one that does best at that), and the
-    val Dice each candidate costs, for the card."""
+def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Path) -> tuple[dict, list[dict]]:
+    """Choose the mask clean-up on the validation split: among the candidates whose val Dice is
+    within ``DICE_TOLERANCE`` of the best, the one with the fewest outlined normal images (ties:
+    the simpler rule). Returns the chosen settings and the whole table, for the card."""
     from busapp.core.predictor import lesion_mask
     from busapp.core.preprocess import preprocess
 
+    b = predictor.bundle
     cached = []
     for rec in records:
         img = load_image(data_root, rec)
-        x, lb = preprocess(img, predictor.bundle.input_size)
-        prob, _ = predictor.run(x)
+        x, lb = preprocess(img, b.input_size)
+        prob, probs = predictor.run(x)
+        k = int(np.argmax(probs))
+        confident_normal = CLASSES[k] == "normal" and probs[k] >= b.low_confidence_below
         truth = None if rec.label == "normal" else load_mask(data_root, rec, img.shape)
-        cached.append((prob, lb, truth))
+        cached.append((prob, lb, confident_normal, truth))
     table = []
-    for f in MIN_AREA_CANDIDATES:
-        dice, nonempty = [], []
-        for prob, lb, truth in cached:
-            m = lesion_mask(prob, lb, predictor.bundle.mask_threshold, f)
-            if truth is None:
-                nonempty.append(bool(m.any()))
-            else:
-                dice.append(dice_iou(m, truth)[0])
-        table.append({"min_area_fraction": f, "val_dice_mean": float(np.mean(dice)),
-                      "val_normal_nonempty_rate": float(np.mean(nonempty)) if nonempty else 0.0})
-    ok = [row for row in table if row["val_normal_nonempty_rate"] <= NORMAL_NONEMPTY_TARGET]
-    best = ok[0] if ok else min(table, key=lambda row: row["val_normal_nonempty_rate"])
-    return best["min_area_fraction"], table
+    for suppress in (False, True):
+        for f in MIN_AREA_CANDIDATES:
+            dice, nonempty = [], []
+            for prob, lb, confident_normal, truth in cached:
+                m = lesion_mask(prob, lb, b.mask_threshold, f, suppress and confident_normal)
+                if truth is None:
+                    nonempty.append(bool(m.any()))
+                else:
+                    dice.append(dice_iou(m, truth)[0])
+            table.append({"suppress_mask_when_normal": suppress, "min_area_fraction": f,
+                          "val_dice_mean": float(np.mean(dice)),
+                          "val_normal_nonempty_rate": float(np.mean(nonempty)) if nonempty else 0.0})
+    best_dice = max(row["val_dice_mean"] for row in table)
+    ok = [row for row in table if row["val_dice_mean"] >= best_dice - DICE_TOLERANCE]
+    chosen = min(ok, key=lambda r: (r["val_normal_nonempty_rate"], r["suppress_mask_when_normal"], r["min_area_fraction"]))
+    return {k: chosen[k] for k in ("suppress_mask_when_normal", "min_area_fraction")}, table
 
 
 def compute_metrics(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
@@ -195,6 +201,8 @@ def finalize(
             "mask_resize": "probability map cropped to the letterbox, bilinear to the original size, then thresholded",
             "min_area_fraction": 0.0,
             "min_area_fraction_note": "a mask covering less than this share of the image (letterbox region) is dropped",
+            "suppress_mask_when_normal": False,
+            "suppress_mask_note": "if true, no outline when the top class is normal with probability >= low_confidence_below",
             "temperature": temperature,
             "low_confidence_below": LOW_CONFIDENCE_BELOW,
         },
@@ -233,13 +241,13 @@ def finalize(
 
     card_path = out_dir / CARD_NAME
     _write_card(card_path, card)  # the predictor reads the card; metrics are added below
-    fraction, table = choose_min_area(Predictor(out_dir, verify=False), records_val, data_root)
-    card["postprocessing"]["min_area_fraction"] = fraction
-    card["postprocessing"]["min_area_fraction_selection"] = {
-        "rule": f"smallest candidate with val normal non-empty rate <= {NORMAL_NONEMPTY_TARGET}",
+    rules, table = choose_mask_rules(Predictor(out_dir, verify=False), records_val, data_root)
+    card["postprocessing"].update(rules)
+    card["postprocessing"]["mask_rules_selection"] = {
+        "rule": f"fewest outlined normal images among candidates within {DICE_TOLERANCE} of the best val Dice",
         "validation": table,
     }
-    log.info("mask area floor %.4f chosen on validation: %s", fraction, table)
+    log.info("mask rules chosen on validation: %s", rules)
     _write_card(card_path, card)
     log.info("evaluating the exported model on %d test images", len(records_test))
     out = predict_records(Predictor(out_dir, verify=False), records_test, data_root)
