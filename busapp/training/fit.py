@@ -146,6 +146,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     model.fit(
         make_tf_dataset(xt, mt, yt, cfg.batch_size, True, cfg.seed),
         epochs=cfg.epochs,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,  # a bar on a terminal, a line per epoch in a log
     )
