@@ -47,6 +47,7 @@ from busapp import APP_NAME, DISCLAIMER
 from busapp.core.audit import AuditLog
 from busapp.gui.cine import CineController, FrameControl
 from busapp.gui.exports import ExportController
+from busapp.gui.folder_scan import FolderScanner
 from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel
@@ -129,6 +130,8 @@ class MainWindow(QMainWindow):
         self._restore_settings()
 
         self._worker = WorkerThread(bundle_dir, parent=self, audit=self.audit)
+        self._folder_scanner = FolderScanner(self)
+        self._folder_scanner.scanned.connect(self._on_folders_scanned)
         w = self._worker.worker
         q = Qt.ConnectionType.QueuedConnection  # the worker emits from its own thread
         w.model_ready.connect(self._on_model_ready, q)
@@ -362,25 +365,31 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # public API
     def open_paths(self, paths: list[Path] | list[str]) -> list[int]:
-        """Queue files (and every image in given folders) for analysis; returns the new job ids.
+        """Queue files for analysis and start scanning given folders; returns the new job ids of
+        the files (images found in folders are queued when the scan, off the GUI thread, ends).
 
         Explicit files are always queued, so a file that is not an image gets its own row with the
         loader's message. From folders, only files that look like images are taken; the others
         are counted in the status bar.
         """
-        from busapp.core.imageio import find_images, skipped_summary
-
         files: list[Path] = []
         folders: list[Path] = []
         for p in map(Path, paths):
             (folders if p.is_dir() else files).append(p)
-        skipped: list[tuple[Path, str]] = []
         if folders:
-            found, skipped = find_images(folders)
-            files.extend(found)
             self.settings.last_folder = str(folders[-1])
+            self._folder_scanner.scan(folders)
+            self.statusBar().showMessage("Looking for images in the folder…", 8000)
         elif files:
             self.settings.last_folder = str(files[-1].parent)
+        return self._queue_files(files, [], from_folder=False) if files else []
+
+    @Slot(object, object)
+    def _on_folders_scanned(self, files: list[Path], skipped: list[tuple[Path, str]]) -> None:
+        self._queue_files(files, skipped, from_folder=True)
+
+    def _queue_files(self, files: list[Path], skipped: list[tuple[Path, str]], from_folder: bool) -> list[int]:
+        from busapp.core.imageio import skipped_summary
 
         new_ids: list[int] = []
         already: int | None = None
@@ -409,7 +418,7 @@ class MainWindow(QMainWindow):
             msg.append(f"Opened {len(new_ids)} image{'s' if len(new_ids) != 1 else ''}.")
         elif files:
             msg.append("Already open.")
-        elif folders and not skipped:
+        elif from_folder and not skipped:
             msg.append("No images found in that folder.")
         if skipped:
             msg.append(skipped_summary(skipped))
@@ -510,6 +519,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self.tools.shutdown()
+        self._folder_scanner.wait()
         self.shutdown()
         super().closeEvent(event)
 
