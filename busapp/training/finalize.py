@@ -25,7 +25,7 @@ from busapp.training.metrics import bootstrap_ci, dice_iou, macro_f1, point_metr
 log = logging.getLogger("busapp.training")
 
 MODEL_NAME = "busnet"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 MASK_THRESHOLD = 0.5
 LOW_CONFIDENCE_BELOW = 0.6  # top-class probability under which the app says no class clearly wins
 MIN_AREA_CANDIDATES = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
