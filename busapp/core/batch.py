@@ -14,7 +14,6 @@ Used by the GUI's batch dialog (on its worker thread) and by ``busapp-cli batch`
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import queue
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from busapp.core.atomic import save_mask_png, write_text_atomic
+from busapp.core.hashing import sha256_file
 from busapp.core.imageio import ImageLoadError, load_image
 from busapp.core.measure import CalibrationStore, measure_image
 
@@ -185,8 +185,7 @@ def _load(folder: Path, rel: str, done: Callable[[str, str], bool] | None = None
     """Hash the file and decode it, unless ``done(rel, sha256)`` says a previous run covered it."""
     path = folder / rel
     try:
-        data = path.read_bytes()
-        item = _Loaded(rel, hashlib.sha256(data).hexdigest())
+        item = _Loaded(rel, sha256_file(path))  # streamed: a 1 GB DICOM is not held twice
     except OSError as e:
         return _Loaded(rel, error=f"{rel}: cannot be read ({e.strerror or e}).")
     if done is not None and done(rel, item.sha256):

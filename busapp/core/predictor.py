@@ -15,6 +15,13 @@ from busapp.core.model_bundle import ModelBundle, ModelBundleError, load_bundle
 from busapp.core.preprocess import Letterbox, mask_from_output, preprocess
 
 
+def is_confident_normal(probs: np.ndarray, classes: tuple[str, ...], low_confidence_below: float) -> bool:
+    """Top class "normal" and not a low-confidence result: the case in which a card may ask for
+    no outline (``suppress_mask_when_normal``)."""
+    k = int(np.argmax(probs))
+    return classes[k] == "normal" and float(probs[k]) >= low_confidence_below
+
+
 def lesion_mask(
     prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, confident_normal: bool = False
 ) -> np.ndarray:
@@ -91,13 +98,12 @@ class Predictor:
         mask_prob, probs = self.run(x)
         probs = probs.astype(float)
         k = int(np.argmax(probs))
-        low = bool(probs[k] < b.low_confidence_below)
-        confident_normal = b.suppress_mask_when_normal and b.classes[k] == "normal" and not low
+        confident_normal = b.suppress_mask_when_normal and is_confident_normal(probs, b.classes, b.low_confidence_below)
         return Prediction(
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
             mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, confident_normal),
             model_name=b.name,
             model_version=b.version,
-            low_confidence=low,
+            low_confidence=bool(probs[k] < b.low_confidence_below),
         )

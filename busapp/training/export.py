@@ -6,6 +6,8 @@ from pathlib import Path
 
 import keras
 
+from busapp.core.atomic import write_bytes_atomic
+
 
 def export_tflite(model: keras.Model, path: Path) -> None:
     """A batch-1, float32 LiteRT model with one signature ``serving_default``: image -> mask, probs.
@@ -30,9 +32,7 @@ def export_tflite(model: keras.Model, path: Path) -> None:
         converter = tf.lite.TFLiteConverter.from_saved_model(tmpdir)
         converter.optimizations = []
         data = converter.convert()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
 
 
 def save_keras(model: keras.Model, path: Path) -> None:

@@ -73,7 +73,7 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
     """Choose the mask clean-up on the validation split: among the candidates whose val Dice is
     within ``DICE_TOLERANCE`` of the best, the one with the fewest outlined normal images (ties:
     the simpler rule). Returns the chosen settings and the whole table, for the card."""
-    from busapp.core.predictor import lesion_mask
+    from busapp.core.predictor import is_confident_normal, lesion_mask
     from busapp.core.preprocess import preprocess
 
     b = predictor.bundle
@@ -82,8 +82,7 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
         img = load_image(data_root, rec)
         x, lb = preprocess(img, b.input_size)
         prob, probs = predictor.run(x)
-        k = int(np.argmax(probs))
-        confident_normal = CLASSES[k] == "normal" and probs[k] >= b.low_confidence_below
+        confident_normal = is_confident_normal(probs, b.classes, b.low_confidence_below)
         truth = None if rec.label == "normal" else load_mask(data_root, rec, img.shape)
         cached.append((prob, lb, confident_normal, truth))
     table = []

@@ -8,10 +8,12 @@ know which label is right, so they are excluded from training, tuning and evalua
 from __future__ import annotations
 
 import csv
+import io
 import random
 from collections import defaultdict
 from pathlib import Path
 
+from busapp.core.atomic import write_text_atomic
 from busapp.training.data import SPLIT_FILE, Record, conflicting_groups, read_all
 
 FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
@@ -57,13 +59,12 @@ def make_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
 
 
 def write_split(assignment: dict[str, str], records: list[Record], path: Path = SPLIT_FILE) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["dataset", "id", "label", "dup_group", "split"])
-        for r in sorted(records, key=lambda r: r.key):
-            w.writerow([r.dataset, r.id, r.label, r.group.split(":", 1)[1], assignment[r.key]])
-    tmp.replace(path)
+    buf = io.StringIO()
+    w = csv.writer(buf)  # default \r\n line ends, as the committed file (its sha256 is in the card)
+    w.writerow(["dataset", "id", "label", "dup_group", "split"])
+    for r in sorted(records, key=lambda r: r.key):
+        w.writerow([r.dataset, r.id, r.label, r.group.split(":", 1)[1], assignment[r.key]])
+    write_text_atomic(path, buf.getvalue())
 
 
 def main(out: Path = SPLIT_FILE) -> dict[str, str]:
