@@ -84,28 +84,8 @@ def _ts_name(ts: str) -> str:
 # pydicom's own GDCM plugin refuses 12-bit JPEG Extended and Pillow cannot read it; GDCM itself
 # decodes it (its libgdcmjpeg12). Without pylibjpeg-libjpeg (GPL-3.0) nothing else would.
 _GDCM12_LABEL = "busapp-gdcm12"
-# Transfer syntaxes where another plugin is preferred to GDCM (see _add_decoder_plugins).
-_GDCM_LAST = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.80",
-              "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
 _plugins_lock = threading.Lock()
 _plugins_added = False
-
-
-def is_available(uid: str) -> bool:
-    """pydicom decoder-plugin hook (``Decoder.add_plugin``): busapp's GDCM plugin is usable for ``uid``."""
-    from pydicom.uid import JPEGExtended12Bit
-
-    if uid != JPEGExtended12Bit:
-        return False
-    try:
-        import gdcm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-# pydicom's plugin hook: what the plugin needs when is_available() says no.
-DECODER_DEPENDENCIES = {"1.2.840.10008.1.2.4.51": ("python-gdcm>=3.0.10",)}
 
 
 def _decode_jpeg12_gdcm(src: bytes, runner: Any) -> bytes:
@@ -140,15 +120,26 @@ def _decode_jpeg12_gdcm(src: bytes, runner: Any) -> bytes:
     return frame
 
 
+def silence_gdcm() -> None:
+    """GDCM prints codec messages ("Unsupported JPEG data precision 12" while it falls back from its
+    8-bit to its 12-bit codec) to stderr; failures reach us as exceptions anyway."""
+    try:
+        import gdcm
+    except ImportError:
+        return
+    gdcm.Trace.WarningOff()
+    gdcm.Trace.ErrorOff()
+    gdcm.Trace.DebugOff()
+
+
 def _add_decoder_plugins() -> None:
-    """Once per process: put GDCM last, add busapp's 12-bit JPEG plugin, silence GDCM's stderr.
+    """Once per process: GDCM last and in a child process, plus busapp's 12-bit JPEG plugin.
 
     pydicom 3.0 tries GDCM first wherever it is installed. busapp prefers the maintained codecs
     that are also fuzzed upstream (Pillow's libjpeg-turbo, OpenJPEG 2.5 in pylibjpeg-openjpeg,
     CharLS 2.x in pyjpegls; GDCM bundles IJG 6b, OpenJPEG 2.3 and an older CharLS), so GDCM is
-    the fallback there and the only decoder for JPEG lossless and 12-bit JPEG Extended.
-    GDCM prints codec messages ("Unsupported JPEG data precision 12" while it falls back from its
-    8-bit to its 12-bit codec) to stderr; failures reach us as exceptions anyway.
+    the fallback there and the only decoder for JPEG lossless and 12-bit JPEG Extended. GDCM can
+    abort() the process on damaged data, so every GDCM call goes through ``gdcm_isolated``.
     """
     global _plugins_added
     with _plugins_lock:  # Decoder.add_plugin is not thread-safe; loads run in worker threads
@@ -156,23 +147,18 @@ def _add_decoder_plugins() -> None:
             return
         _plugins_added = True
         from pydicom.pixels import get_decoder
+        from pydicom.pixels.decoders.gdcm import DECODER_DEPENDENCIES as GDCM_SYNTAXES
         from pydicom.uid import JPEGExtended12Bit
 
-        try:
-            import gdcm
-
-            gdcm.Trace.WarningOff()
-            gdcm.Trace.ErrorOff()
-            gdcm.Trace.DebugOff()
-        except ImportError:
-            pass
-        for ts in _GDCM_LAST:
+        silence_gdcm()
+        isolated = "busapp.core.gdcm_isolated"
+        for ts in GDCM_SYNTAXES:
             decoder = get_decoder(ts)
-            if "gdcm" in decoder.available_plugins and len(decoder.available_plugins) > 1:
-                decoder.remove_plugin("gdcm")  # re-adding appends: same plugin, tried last
-                decoder.add_plugin("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
+            if "gdcm" in decoder.available_plugins:
+                decoder.remove_plugin("gdcm")  # re-adding appends: the isolated GDCM, tried last
+                decoder.add_plugin("gdcm", (isolated, "decode_gdcm"))
         try:
-            get_decoder(JPEGExtended12Bit).add_plugin(_GDCM12_LABEL, (__name__, "_decode_jpeg12_gdcm"))
+            get_decoder(JPEGExtended12Bit).add_plugin(_GDCM12_LABEL, (isolated, "decode_gdcm12"))
         except ValueError:  # already there (module reloaded): fine
             pass
 
