@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="checkpoints, cache and logs")
     p.add_argument("--ensemble-work-dir", type=Path, action="append", default=[],
-                   help="finalize: also average the best model of this training run (repeatable)")
+                   help="finalize: another training run to consider for the ensemble (repeatable); "
+                        "the members are chosen on validation")
     p.add_argument("--split-file", type=Path, default=SPLIT_FILE)
     p.add_argument("--epochs", type=int, default=FitConfig.epochs)
     p.add_argument("--size", type=int, default=FitConfig.size)
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=FitConfig.seed)
     p.add_argument("--normal-oversample", type=int, default=FitConfig.normal_oversample,
                    help="repeat normal training images this many times per epoch")
+    p.add_argument("--weight-decay", type=float, default=FitConfig.weight_decay, help="AdamW decoupled weight decay")
+    p.add_argument("--lesion-pool", action="store_true",
+                   help="the classifier also pools the features under the predicted lesion")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return recs[: args.limit] if args.limit else recs
 
     cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                    pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample)
+                    pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample,
+                    lesion_pool=args.lesion_pool, weight_decay=args.weight_decay)
     if args.command in ("train", "fit"):
         from busapp.training.fit import fit
 

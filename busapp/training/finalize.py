@@ -7,6 +7,7 @@ resolution: the same code path the app runs, so the card describes what users ge
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import logging
 import time
@@ -28,6 +29,8 @@ MODEL_NAME = "busnet"
 MODEL_VERSION = "1.1.0"
 MASK_THRESHOLD = 0.5
 LOW_CONFIDENCE_BELOW = 0.6  # top-class probability under which the app says no class clearly wins
+# Two members x mirror image keep one image under 40 ms on LiteRT and the bundle under 300 MB.
+MAX_MEMBERS = 2
 MIN_AREA_CANDIDATES = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
 DICE_TOLERANCE = 0.01  # val Dice we are willing to give up to keep normal images free of outlines
 
@@ -104,6 +107,63 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
     return {k: chosen[k] for k in ("suppress_mask_when_normal", "min_area_fraction")}, table
 
 
+def load_member(work_dir: Path, index: int):
+    """The best checkpoint of one training run, built as that run's config says."""
+    from busapp.training.model import build_busnet
+
+    c = json.loads((work_dir / "config.json").read_text())
+    member = build_busnet(c["size"], pretrained=False, frozen_blocks=c["frozen_blocks"],
+                          lesion_pool=c.get("lesion_pool", False))
+    member.load_weights(work_dir / "best.weights.h5")
+    member.name = f"busnet_{index}"  # unique names: the members are nested in one graph
+    return member
+
+
+def _classifier_description(work_dirs: list[Path]) -> str:
+    plain = "global average pool of the 1280-channel head, dropout 0.3, dense 3"
+    pooled = ("global average pool of the 1280-channel head, concatenated with the head averaged under the "
+              "predicted lesion map and that map's peak and mean (no gradient into the map), dropout 0.3, dense 3")
+    kinds = [json.loads((wd / "config.json").read_text()).get("lesion_pool", False) for wd in work_dirs]
+    if all(kinds):
+        return pooled
+    if not any(kinds):
+        return plain
+    return "; ".join(f"{wd.name}: {pooled if k else plain}" for wd, k in zip(work_dirs, kinds, strict=True))
+
+
+def mirrored_outputs(member, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mask and class logits of one member, averaged over the image and its mirror, as the
+    exported graph does."""
+    from busapp.training.fit import predict_logits
+
+    mask, logits = predict_logits(member, x)
+    mask_m, logits_m = predict_logits(member, x[:, :, ::-1])
+    return (mask + mask_m[:, :, ::-1]) / 2, (logits + logits_m) / 2
+
+
+def choose_members(
+    outputs: list[tuple[np.ndarray, np.ndarray]], names: list[str], mv: np.ndarray, yv: np.ndarray,
+    max_members: int = MAX_MEMBERS,
+) -> tuple[list[int], list[dict]]:
+    """Which training runs to average: every subset of at most ``max_members`` candidates, scored
+    on the validation split with the checkpoint score (macro-F1 + Dice) of their averaged logits
+    (``outputs``: each candidate's ``mirrored_outputs``). Ties go to fewer members. Returns the
+    chosen indices and the table, for the card."""
+    from busapp.training.fit import score_outputs
+
+    table = []
+    for k in range(1, min(max_members, len(outputs)) + 1):
+        for subset in itertools.combinations(range(len(outputs)), k):
+            mask = np.mean([outputs[i][0] for i in subset], axis=0)
+            logits = np.mean([outputs[i][1] for i in subset], axis=0)
+            table.append({"members": [names[i] for i in subset], "indices": list(subset),
+                          **score_outputs(mask, logits, mv, yv)})
+    best = max(table, key=lambda r: (round(r["val_score"], 6), -len(r["indices"])))
+    for row in table:
+        log.info("members %s: %s", row["members"], {k: round(v, 4) for k, v in row.items() if k.startswith("val_")})
+    return best["indices"], [{k: v for k, v in r.items() if k != "indices"} for r in table]
+
+
 def compute_metrics(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
     def fn(idx: np.ndarray) -> dict[str, float]:
         return point_metrics(out["y"][idx], out["probs"][idx], out["dice"][idx], out["iou"][idx], out["nonempty"][idx])
@@ -136,22 +196,25 @@ def finalize(
     split_path: Path,
     n_boot: int = 1000,
     extra_work_dirs: list[Path] | None = None,
+    max_members: int = MAX_MEMBERS,
 ) -> dict:
 
     from busapp.training.dataset import cached_arrays
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
-    from busapp.training.model import build_busnet, inference_model
+    from busapp.training.model import inference_model
 
     t0 = time.time()
-    work_dirs = [work_dir, *(extra_work_dirs or [])]
-    members = []
-    for i, wd in enumerate(work_dirs):
-        member = build_busnet(cfg.size, pretrained=False, frozen_blocks=cfg.frozen_blocks)
-        member.load_weights(wd / "best.weights.h5")
-        member.name = f"busnet_{i}"  # unique names: the members are nested in one graph
-        members.append(member)
-    xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+    candidates = [work_dir, *(extra_work_dirs or [])]
+    loaded = [load_member(wd, i) for i, wd in enumerate(candidates)]
+    if len({m.input.shape[1] for m in loaded}) != 1:
+        raise ValueError("the training runs to combine have different input sizes")
+    xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+    outputs = [mirrored_outputs(m, xv) for m in loaded]
+    chosen, member_table = choose_members(outputs, [wd.name for wd in candidates], mv, yv, max_members)
+    log.info("members chosen on validation: %s", [candidates[i].name for i in chosen])
+    work_dirs = [candidates[i] for i in chosen]
+    members = [loaded[i] for i in chosen]
     # Temperature from the final graph's own outputs (TTA and ensemble averaging included):
     # log-probabilities differ from the averaged logits by a per-image constant only.
     untempered = inference_model(members, 1.0)
@@ -208,7 +271,7 @@ def finalize(
         "architecture": {
             "encoder": "EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)",
             "decoder": "U-Net, depthwise-separable convolutions, channels 96-64-48-32, bilinear upsampling",
-            "classifier": "global average pool of the 1280-channel head, dropout 0.3, dense 3",
+            "classifier": _classifier_description(work_dirs),
             "inference": f"{len(members)} trained member(s) x (image, mirrored image): logits averaged in one graph",
             "parameters": int(final.count_params()),
         },
@@ -233,6 +296,11 @@ def finalize(
                  "config": json.loads((wd / "config.json").read_text())}
                 for wd in work_dirs
             ],
+            "member_selection": {
+                "rule": f"of the candidate training runs, the subset of at most {max_members} with the best "
+                        "validation macro-F1 + Dice of the averaged outputs (image and mirror), at model resolution",
+                "validation": member_table,
+            },
             "calibration": "temperature scaling fitted on the validation split",
             "validation_of_final_graph": validation,
         },

@@ -32,6 +32,8 @@ class FitConfig:
     # Normal images are ~13% of the training split; repeating them teaches the decoder harder that
     # an image can have no lesion (empty masks) and lifts normal sensitivity.
     normal_oversample: int = 1
+    # Classifier also pools the features under the predicted lesion (model.LesionPool).
+    lesion_pool: bool = False
 
 
 def dice_loss(y_true, y_logits):
@@ -67,8 +69,11 @@ def predict_logits(model, x: np.ndarray, batch_size: int = 16) -> tuple[np.ndarr
 
 def validation_score(model, x: np.ndarray, m: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Macro-F1 and lesion Dice (at model resolution) on the validation set; their sum selects
-    the checkpoint we keep."""
-    mask_logits, logits = predict_logits(model, x)
+    the checkpoint we keep (and, in finalize, the ensemble members)."""
+    return score_outputs(*predict_logits(model, x), m, y)
+
+
+def score_outputs(mask_logits: np.ndarray, logits: np.ndarray, m: np.ndarray, y: np.ndarray) -> dict[str, float]:
     pred = (mask_logits > 0)[..., 0]
     truth = m[..., 0] > 0.5
     lesion = y > 0
@@ -101,7 +106,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     log.info("data: %d train (normal x%d), %d val images at %d px (%.0f s)",
              len(xt), cfg.normal_oversample, len(xv), cfg.size, time.time() - t0)
 
-    model = build_busnet(cfg.size, pretrained=cfg.pretrained, frozen_blocks=cfg.frozen_blocks)
+    model = build_busnet(cfg.size, pretrained=cfg.pretrained, frozen_blocks=cfg.frozen_blocks, lesion_pool=cfg.lesion_pool)
     steps = max(1, len(xt) // cfg.batch_size)
     warmup = min(cfg.warmup_epochs * steps, max(0, cfg.epochs * steps - 1))
     schedule = keras.optimizers.schedules.CosineDecay(

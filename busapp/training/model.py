@@ -30,6 +30,7 @@ def build_busnet(
     frozen_blocks: int = DEFAULT_FROZEN_BLOCKS,
     weights_path: str | None = None,
     dropout: float = 0.3,
+    lesion_pool: bool = False,
 ) -> keras.Model:
     encoder = build_encoder((size, size, 1))
     if pretrained:
@@ -47,11 +48,6 @@ def build_busnet(
     inp = keras.Input((size, size, 1), name="image")
     f = encoder(inp)
 
-    # Classification: pooled head features.
-    c = layers.GlobalAveragePooling2D(name="cls_pool")(f["head"])
-    c = layers.Dropout(dropout, name="cls_dropout")(c)
-    class_logits = layers.Dense(3, name="class_logits")(c)
-
     # Segmentation: from stride 32 up to stride 2, then a bilinear x2 to the input size.
     x = layers.Conv2D(DECODER_CHANNELS[0], 1, use_bias=False, name="dec_in")(f["head"])
     x = layers.ReLU(name="dec_in_relu")(layers.BatchNormalization(name="dec_in_bn")(x))
@@ -61,7 +57,39 @@ def build_busnet(
         x = _sep_block(x, ch, f"dec{stride}")
     x = layers.Conv2D(1, 1, name="mask_logits_half")(x)
     mask_logits = layers.UpSampling2D(2, interpolation="bilinear", name="mask_logits")(x)
+
+    # Classification: pooled head features; with ``lesion_pool`` also the features under the
+    # predicted lesion and how sure the decoder is that there is one.
+    c = layers.GlobalAveragePooling2D(name="cls_pool")(f["head"])
+    if lesion_pool:
+        c = layers.Concatenate(name="cls_cat")([c, LesionPool(name="cls_lesion_pool")(f["head"], mask_logits)])
+    c = layers.Dropout(dropout, name="cls_dropout")(c)
+    class_logits = layers.Dense(3, name="class_logits")(c)
     return keras.Model(inp, {"mask_logits": mask_logits, "class_logits": class_logits}, name="busnet")
+
+
+@keras.saving.register_keras_serializable(package="busapp")
+class LesionPool(layers.Layer):
+    """Features averaged under the predicted lesion map, plus the map's peak and mean.
+
+    Benign and malignant differ in the lesion (margin, shape, echo pattern), and a whole-image
+    average dilutes a small lesion in surrounding tissue; the peak says whether there is a lesion
+    at all, which is what separates normal images. The map is a constant here
+    (``stop_gradient``): the classification loss must not bend the outline to suit itself.
+    """
+
+    def call(self, features, mask_logits):
+        prob = ops.stop_gradient(ops.sigmoid(mask_logits))
+        stride = mask_logits.shape[1] // features.shape[1]
+        weight = ops.average_pool(prob, stride, stride)  # (N, h, w, 1), the features' grid
+        total = ops.sum(weight, axis=(1, 2))
+        pooled = ops.sum(features * weight, axis=(1, 2)) / (total + 1e-3)
+        peak = ops.max(prob, axis=(1, 2))
+        share = ops.mean(prob, axis=(1, 2))
+        return ops.concatenate([pooled, peak, share], axis=-1)
+
+    def compute_output_shape(self, features_shape, mask_logits_shape):
+        return (features_shape[0], features_shape[-1] + 2)
 
 
 @keras.saving.register_keras_serializable(package="busapp")

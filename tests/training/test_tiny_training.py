@@ -41,3 +41,21 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     pred = Predictor(out).predict(np.full((120, 90), 100, np.uint8))
     assert pred.mask.shape == (120, 90)
     assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+    # A second run whose classifier also pools under the predicted lesion; finalize considers
+    # both runs and records which it averaged, chosen on validation.
+    work2, out2 = tmp_path / "work2", tmp_path / "bundle2"
+    argv2 = [a if a != str(work) else str(work2) for a in argv]
+    assert main(["fit", *argv2, "--epochs", "1", "--lesion-pool"]) == 0
+    assert json.loads((work2 / "config.json").read_text())["lesion_pool"] is True
+    argv3 = [a if a != str(out) else str(out2) for a in argv]
+    assert main(["finalize", *argv3, "--ensemble-work-dir", str(work2)]) == 0
+    card2 = json.loads((out2 / "card.json").read_text())
+    table = card2["training"]["member_selection"]["validation"]
+    assert [r["members"] for r in table] == [["work"], ["work2"], ["work", "work2"]]
+    chosen = [m["work_dir"] for m in card2["training"]["members"]]
+    best = max(table, key=lambda r: (round(r["val_score"], 6), -len(r["members"])))
+    assert chosen == best["members"]
+    assert len(card2["files"]) == 2
+    pred2 = Predictor(out2).predict(np.full((50, 70), 80, np.uint8))
+    assert pred2.mask.shape == (50, 70)
