@@ -1,0 +1,46 @@
+"""Print a model card's test metrics as the README's Markdown table (no hand-copied figures).
+
+    python scripts/card_table.py models/busnet/card.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+# metric key -> (label, issue target as (comparison, value) or None)
+ROWS = {
+    "accuracy": ("3-class accuracy", (">=", 0.88)),
+    "macro_f1": ("macro-F1", (">=", 0.85)),
+    "sensitivity_normal": ("sensitivity normal", None),
+    "sensitivity_benign": ("sensitivity benign", None),
+    "sensitivity_malignant": ("sensitivity malignant", None),
+    "auc_benign_vs_malignant": ("AUC benign vs malignant", (">=", 0.92)),
+    "dice_mean": ("Dice, mean (lesion images)", (">=", 0.78)),
+    "dice_median": ("Dice, median", None),
+    "iou_mean": ("IoU, mean", None),
+    "iou_median": ("IoU, median", None),
+    "normal_nonempty_mask_rate": ("normal images with a non-empty mask", ("<=", 0.10)),
+    "ece": ("expected calibration error", None),
+}
+
+
+def table(card: dict) -> str:
+    test = card["metrics"]["test"]
+    lines = ["| metric | value | 95% CI | issue target |", "| --- | --- | --- | --- |"]
+    for key, (label, target) in ROWS.items():
+        m = test[key]
+        ci = " \u2013 ".join(f"{v:.3f}" for v in m["ci95"]) if "ci95" in m else ""
+        goal = ""
+        if target:
+            op, value = target
+            met = m["value"] >= value if op == ">=" else m["value"] <= value
+            sign = "\u2265" if op == ">=" else "\u2264"
+            goal = f"{sign} {value:.2f} ({'met' if met else 'not met'})"
+        lines.append(f"| {label} | {m['value']:.3f} | {ci} | {goal} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1] if len(sys.argv) > 1 else "models/busnet/card.json") as f:
+        print(table(json.load(f)))
