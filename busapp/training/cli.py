@@ -4,6 +4,8 @@
     busapp-train train [--epochs N]    # fit (resumable) + calibrate + export + evaluate + card
     busapp-train fit / finalize        # the two halves of ``train``
     busapp-train evaluate BUNDLE       # recompute a bundle's test metrics, compare with its card
+    busapp-train compare --work-dir A --ensemble-work-dir B ...
+                                       # score runs and pairs on validation only (no test peeking)
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from busapp.training.fit import FitConfig
 
     p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate"])
+    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate", "compare"])
     p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate)")
     p.add_argument("--data", type=Path, default=None, help="datasets folder (default ../shared/datasets or $BUSAPP_DATA)")
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
@@ -96,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                     pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample,
                     lesion_pool=args.lesion_pool, weight_decay=args.weight_decay)
+    if args.command == "compare":
+        from busapp.training.finalize import compare_runs
+
+        runs = [args.work_dir, *args.ensemble_work_dir]
+        _, chosen, table = compare_runs(runs, split("val"), data_root, cfg.size)
+        for row in table:
+            print(json.dumps({**row, "chosen": row["members"] == [runs[i].name for i in chosen]}))
+        return 0
     if args.command in ("train", "fit"):
         from busapp.training.fit import fit
 

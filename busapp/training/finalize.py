@@ -164,6 +164,24 @@ def choose_members(
     return best["indices"], [{k: v for k, v in r.items() if k != "indices"} for r in table]
 
 
+def compare_runs(
+    work_dirs: list[Path], records_val: list[Record], data_root: Path, size: int, max_members: int = MAX_MEMBERS
+) -> tuple[list, list[int], list[dict]]:
+    """Load each run's best checkpoint and score every candidate ensemble on the validation split
+    (never the test split: ``busapp-train compare`` uses this to weigh runs before finalizing).
+    Returns the loaded members, the chosen indices and the table."""
+    from busapp.training.dataset import cached_arrays
+
+    loaded = [load_member(wd, i) for i, wd in enumerate(work_dirs)]
+    if {m.input.shape[1] for m in loaded} != {size}:
+        raise ValueError(f"every training run to combine must have input size {size}")
+    xv, mv, yv = cached_arrays(data_root, records_val, size, work_dirs[0] / "cache")
+    outputs = [mirrored_outputs(m, xv) for m in loaded]
+    chosen, table = choose_members(outputs, [wd.name for wd in work_dirs], mv, yv, max_members)
+    log.info("members chosen on validation: %s", [work_dirs[i].name for i in chosen])
+    return loaded, chosen, table
+
+
 def compute_metrics(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
     def fn(idx: np.ndarray) -> dict[str, float]:
         return point_metrics(out["y"][idx], out["probs"][idx], out["dice"][idx], out["iou"][idx], out["nonempty"][idx])
@@ -206,13 +224,8 @@ def finalize(
 
     t0 = time.time()
     candidates = [work_dir, *(extra_work_dirs or [])]
-    loaded = [load_member(wd, i) for i, wd in enumerate(candidates)]
-    if len({m.input.shape[1] for m in loaded}) != 1:
-        raise ValueError("the training runs to combine have different input sizes")
-    xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
-    outputs = [mirrored_outputs(m, xv) for m in loaded]
-    chosen, member_table = choose_members(outputs, [wd.name for wd in candidates], mv, yv, max_members)
-    log.info("members chosen on validation: %s", [candidates[i].name for i in chosen])
+    loaded, chosen, member_table = compare_runs(candidates, records_val, data_root, cfg.size, max_members)
+    xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
     work_dirs = [candidates[i] for i in chosen]
     members = [loaded[i] for i in chosen]
     # Temperature from the final graph's own outputs (TTA and ensemble averaging included):

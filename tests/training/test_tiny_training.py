@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_path, monkeypatch):
+def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_path, monkeypatch, capsys):
     keras = pytest.importorskip("keras")
     from busapp.core.predictor import Predictor
     from busapp.training.cli import main
@@ -59,3 +59,10 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert len(card2["files"]) == 2
     pred2 = Predictor(out2).predict(np.full((50, 70), 80, np.uint8))
     assert pred2.mask.shape == (50, 70)
+
+    # ``compare`` prints the same table from the validation split alone.
+    capsys.readouterr()
+    assert main(["compare", *argv, "--ensemble-work-dir", str(work2)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["members"] for r in rows] == [r["members"] for r in table]
+    assert [r["members"] for r in rows if r["chosen"]] == [chosen]
