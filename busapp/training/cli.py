@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=FitConfig.seed)
     p.add_argument("--normal-oversample", type=int, default=FitConfig.normal_oversample,
                    help="repeat normal training images this many times per epoch")
+    p.add_argument("--presence-weight", type=float, default=FitConfig.presence_weight,
+                   help="weight of the image-level lesion-presence loss on the mask (0: off)")
     p.add_argument("--weight-decay", type=float, default=FitConfig.weight_decay, help="AdamW decoupled weight decay")
     p.add_argument("--lesion-pool", action="store_true",
                    help="the classifier also pools the features under the predicted lesion")
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                     pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample,
-                    lesion_pool=args.lesion_pool, weight_decay=args.weight_decay)
+                    lesion_pool=args.lesion_pool, weight_decay=args.weight_decay,
+                    presence_weight=args.presence_weight)
     if args.command == "compare":
         from busapp.training.finalize import compare_runs
 
