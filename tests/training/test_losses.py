@@ -21,3 +21,16 @@ def test_presence_loss_charges_a_small_false_blob_on_a_normal_image():
     assert make_mask_loss(0.0) is mask_loss
     combined = float(make_mask_loss(0.5)(truth, blob))
     assert combined == pytest.approx(float(mask_loss(truth, blob)) + 0.5 * float(presence_loss(truth, blob)), rel=1e-5)
+
+
+def test_one_sided_presence_loss_ignores_lesion_images():
+    pytest.importorskip("keras")
+    from busapp.training.fit import presence_loss
+
+    truth = np.zeros((2, 16, 16, 1), np.float32)
+    truth[1, 4:8, 4:8] = 1
+    faint = np.full((2, 16, 16, 1), -6.0, np.float32)  # the lesion image is missed entirely
+    assert float(presence_loss(truth, faint)) > 2.0
+    assert float(presence_loss(truth, faint, normal_only=True)) < 0.01
+    faint[0, :4, :4] = 6.0  # and a false blob (k = 16 pixels) on the normal image counts in full
+    assert float(presence_loss(truth, faint, normal_only=True)) > 3.0
