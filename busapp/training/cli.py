@@ -36,6 +36,7 @@ def _setup_logging(work_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from busapp.training.finalize import MODEL_VERSION
     from busapp.training.fit import FitConfig
 
     p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -61,10 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weight-decay", type=float, default=FitConfig.weight_decay, help="AdamW decoupled weight decay")
     p.add_argument("--lesion-pool", action="store_true",
                    help="the classifier also pools the features under the predicted lesion")
+    p.add_argument("--refit", action="store_true",
+                   help="fit: train on train + val with a recipe fixed beforehand, keeping the last epoch; "
+                        "finalize: take the temperature and mask rules from --rules-from instead of fitting "
+                        "them on validation (the members saw it)")
+    p.add_argument("--rules-from", type=Path, default=DEFAULT_BUNDLE / "card.json",
+                   help="finalize --refit: the card whose temperature and mask rules to carry over")
+    p.add_argument("--model-version", default=None, help="finalize: the version written to the card")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     args = p.parse_args(argv)
+    args.model_version = args.model_version or MODEL_VERSION
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     data_root = args.data or default_data_root()
@@ -114,12 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train", "fit"):
         from busapp.training.fit import fit
 
-        fit(split("train"), split("val"), data_root, args.work_dir, cfg)
+        if args.refit:
+            fit(split("train") + split("val"), [], data_root, args.work_dir, cfg)
+        else:
+            fit(split("train"), split("val"), data_root, args.work_dir, cfg)
     if args.command in ("train", "finalize"):
         from busapp.training.finalize import finalize
 
         finalize(split("val"), split("test"), data_root, args.work_dir, args.out, cfg, args.split_file,
-                 args.bootstrap, extra_work_dirs=args.ensemble_work_dir)
+                 args.bootstrap, extra_work_dirs=args.ensemble_work_dir,
+                 rules_from=args.rules_from if args.refit else None, version=args.model_version)
     return 0
 
 

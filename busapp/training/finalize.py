@@ -215,7 +215,16 @@ def finalize(
     n_boot: int = 1000,
     extra_work_dirs: list[Path] | None = None,
     max_members: int = MAX_MEMBERS,
+    rules_from: Path | None = None,
+    version: str = MODEL_VERSION,
 ) -> dict:
+    """Build, export, evaluate and describe the bundle.
+
+    ``rules_from`` (a refit on train + val): the given runs are the members, in order, and the
+    temperature and mask rules are those of that earlier card, fitted on the validation split by
+    the same recipe trained on train only. Nothing here is then fitted on data the members saw,
+    and the test split stays untouched until the final evaluation.
+    """
 
     from busapp.training.dataset import cached_arrays
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
@@ -224,19 +233,38 @@ def finalize(
 
     t0 = time.time()
     candidates = [work_dir, *(extra_work_dirs or [])]
-    loaded, chosen, member_table = compare_runs(candidates, records_val, data_root, cfg.size, max_members)
-    xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
-    work_dirs = [candidates[i] for i in chosen]
-    members = [loaded[i] for i in chosen]
-    # Temperature from the final graph's own outputs (TTA and ensemble averaging included):
-    # log-probabilities differ from the averaged logits by a per-image constant only.
-    untempered = inference_model(members, 1.0)
-    probs_val = np.concatenate([np.asarray(untempered(xv[i : i + 16], training=False)["probs"]) for i in range(0, len(xv), 16)])
-    temperature = fit_temperature(np.log(np.maximum(probs_val, 1e-12)), yv)
-    log.info("temperature %.3f (validation NLL, %d member(s))", temperature, len(members))
-    val_pred = probs_val.argmax(axis=1)
-    validation = {"accuracy": float((val_pred == yv).mean()), "macro_f1": macro_f1(yv, val_pred)}
-    log.info("validation (final graph, model resolution): %s", validation)
+    prior = json.loads(rules_from.read_text()) if rules_from else None
+    validation: dict | None = None
+    if prior is not None:
+        if len(candidates) > max_members:
+            raise ValueError(f"a refit ships its runs as they are: at most {max_members}, got {len(candidates)}")
+        work_dirs, members = candidates, [load_member(wd, i) for i, wd in enumerate(candidates)]
+        temperature = float(prior["postprocessing"]["temperature"])
+        member_selection: dict = {
+            "rule": f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
+                    "(fixed epochs, last epoch kept); nothing was chosen on data they saw",
+        }
+        log.info("refit: %d member(s), temperature and mask rules from %s %s", len(members), prior["name"], prior["version"])
+    else:
+        loaded, chosen, member_table = compare_runs(candidates, records_val, data_root, cfg.size, max_members)
+        xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+        work_dirs = [candidates[i] for i in chosen]
+        members = [loaded[i] for i in chosen]
+        member_selection = {
+            "rule": f"of the candidate training runs, the subset of at most {max_members} with the best "
+                    "validation macro-F1 + Dice of the averaged outputs (image and mirror), at model resolution",
+            "validation": member_table,
+        }
+        # Temperature from the final graph's own outputs (TTA and ensemble averaging included):
+        # log-probabilities differ from the averaged logits by a per-image constant only.
+        untempered = inference_model(members, 1.0)
+        probs_val = np.concatenate([np.asarray(untempered(xv[i : i + 16], training=False)["probs"])
+                                    for i in range(0, len(xv), 16)])
+        temperature = fit_temperature(np.log(np.maximum(probs_val, 1e-12)), yv)
+        log.info("temperature %.3f (validation NLL, %d member(s))", temperature, len(members))
+        val_pred = probs_val.argmax(axis=1)
+        validation = {"accuracy": float((val_pred == yv).mean()), "macro_f1": macro_f1(yv, val_pred)}
+        log.info("validation (final graph, model resolution): %s", validation)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     final = inference_model(members, temperature)
@@ -246,7 +274,7 @@ def finalize(
 
     card: dict = {
         "name": MODEL_NAME,
-        "version": MODEL_VERSION,
+        "version": version,
         "created": _dt.date.today().isoformat(),
         "busapp_version": __version__,
         "task": "Breast ultrasound: lesion segmentation and normal / benign / malignant classification, one forward pass.",
@@ -309,25 +337,37 @@ def finalize(
                  "config": json.loads((wd / "config.json").read_text())}
                 for wd in work_dirs
             ],
-            "member_selection": {
-                "rule": f"of the candidate training runs, the subset of at most {max_members} with the best "
-                        "validation macro-F1 + Dice of the averaged outputs (image and mirror), at model resolution",
-                "validation": member_table,
-            },
+            "member_selection": member_selection,
             "calibration": "temperature scaling fitted on the validation split",
             "validation_of_final_graph": validation,
         },
     }
+    if prior is not None:
+        card["training"]["fitted_on"] = ["train", "val"]
+        card["training"]["calibration"] = (
+            f"temperature carried over from {prior['name']} {prior['version']} (fitted on the validation split "
+            "with members trained on train only); these members trained on val, so nothing was refitted")
+        del card["training"]["validation_of_final_graph"]  # the members trained on it
+        if prior.get("selection_history"):
+            card["selection_history"] = list(prior["selection_history"])
 
     card_path = out_dir / CARD_NAME
     _write_card(card_path, card)  # the predictor reads the card; metrics are added below
-    rules, table = choose_mask_rules(Predictor(out_dir, verify=False), records_val, data_root)
-    card["postprocessing"].update(rules)
-    card["postprocessing"]["mask_rules_selection"] = {
-        "rule": f"fewest outlined normal images among candidates within {DICE_TOLERANCE} of the best val Dice",
-        "validation": table,
-    }
-    log.info("mask rules chosen on validation: %s", rules)
+    if prior is not None:
+        rules = {k: prior["postprocessing"][k] for k in ("suppress_mask_when_normal", "min_area_fraction")}
+        card["postprocessing"].update(rules)
+        card["postprocessing"]["mask_rules_selection"] = {
+            "rule": f"carried over from {prior['name']} {prior['version']}, chosen there on the validation split",
+            "validation": prior["postprocessing"].get("mask_rules_selection", {}).get("validation", []),
+        }
+    else:
+        rules, table = choose_mask_rules(Predictor(out_dir, verify=False), records_val, data_root)
+        card["postprocessing"].update(rules)
+        card["postprocessing"]["mask_rules_selection"] = {
+            "rule": f"fewest outlined normal images among candidates within {DICE_TOLERANCE} of the best val Dice",
+            "validation": table,
+        }
+        log.info("mask rules chosen on validation: %s", rules)
     _write_card(card_path, card)
     log.info("evaluating the exported model on %d test images", len(records_test))
     out = predict_records(Predictor(out_dir, verify=False), records_test, data_root)
@@ -345,12 +385,16 @@ def finalize(
             "The test split is small (~136 images): read the intervals, not only the point values.",
         ],
     }
+    fitted_on = {"train", "val"} if prior is not None else {"train"}
+    assignment = read_split(split_path)
+    n_normal_trained = sum(1 for r in read_all(data_root) if r.label == "normal" and assignment.get(r.key) in fitted_on)
     card["limitations"] = [
         "Trained on two public data sets (Egypt, Poland) of still images; other scanners, presets and populations may behave differently.",
-        "Few normal images in training (about 80); BUSI normal images come from one hospital.",
+        f"Few normal images in training ({n_normal_trained}); BUSI normal images come from one hospital.",
         "Burned-in calipers, text and Doppler colour occur in the training images; the model may respond to them.",
         "Probabilities are calibrated on the validation split only; they are not risk estimates for a patient.",
     ]
+
     _write_card(card_path, card)
     log.info("bundle written to %s in %.0f s: %s", out_dir, time.time() - t0,
              {k: round(v["value"], 4) for k, v in card["metrics"]["test"].items()})

@@ -123,7 +123,8 @@ def score_outputs(mask_logits: np.ndarray, logits: np.ndarray, m: np.ndarray, y:
 
 def fit(records_train: list[Record], records_val: list[Record], data_root: Path, work_dir: Path, cfg: FitConfig):
     """Train, resuming from ``work_dir`` if a previous run was interrupted. Returns the model with
-    the best validation weights loaded."""
+    the best validation weights loaded; with no validation records (a refit on train + val, the
+    recipe fixed beforehand) the last epoch's weights are kept instead."""
     import keras
 
     from busapp.training.dataset import cached_arrays, make_tf_dataset
@@ -135,12 +136,14 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
 
     t0 = time.time()
     xt, mt, yt = cached_arrays(data_root, records_train, cfg.size, work_dir / "cache")
-    xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+    refit = not records_val
+    if not refit:
+        xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
     if cfg.normal_oversample > 1:
         extra = np.repeat(np.flatnonzero(yt == 0), cfg.normal_oversample - 1)
         xt, mt, yt = (np.concatenate([a, a[extra]]) for a in (xt, mt, yt))
     log.info("data: %d train (normal x%d), %d val images at %d px (%.0f s)",
-             len(xt), cfg.normal_oversample, len(xv), cfg.size, time.time() - t0)
+             len(xt), cfg.normal_oversample, len(records_val), cfg.size, time.time() - t0)
 
     model = build_busnet(cfg.size, pretrained=cfg.pretrained, frozen_blocks=cfg.frozen_blocks, lesion_pool=cfg.lesion_pool)
     steps = max(1, len(xt) // cfg.batch_size)
@@ -166,6 +169,14 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
 
     class KeepBest(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            if refit:
+                if epoch + 1 == cfg.epochs:
+                    tmp = work_dir / "best.tmp.weights.h5"
+                    self.model.save_weights(tmp)
+                    tmp.replace(best_path)
+                    state_path.write_text(json.dumps(
+                        {"epoch": epoch + 1, "selection": "last epoch (refit without a validation split)"}, indent=2))
+                return
             score = validation_score(self.model, xv, mv, yv)
             best = json.loads(state_path.read_text()) if state_path.exists() else {"val_score": -1}
             line = " ".join(f"{k}={v:.4f}" for k, v in score.items())

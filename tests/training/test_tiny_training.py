@@ -66,3 +66,18 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["members"] for r in rows] == [r["members"] for r in table]
     assert [r["members"] for r in rows if r["chosen"]] == [chosen]
+
+    # A refit: train + val, last epoch kept; finalize carries the temperature and mask rules of
+    # an earlier card over instead of fitting them on validation images the members saw.
+    work3, out3 = tmp_path / "work3", tmp_path / "bundle3"
+    argv4 = ["--data", str(data_root), "--out", str(out3), "--work-dir", str(work3), *argv[6:]]
+    assert main(["fit", *argv4, "--refit"]) == 0
+    assert "data: 20 train" in (work3 / "train.log").read_text()  # 10 train + 10 val images
+    assert json.loads((work3 / "best.json").read_text())["epoch"] == 2  # the last epoch, not a "best"
+    assert main(["finalize", *argv4, "--refit", "--rules-from", str(out / "card.json"), "--model-version", "9.1"]) == 0
+    card3 = json.loads((out3 / "card.json").read_text())
+    assert card3["version"] == "9.1" and card3["training"]["fitted_on"] == ["train", "val"]
+    for k in ("temperature", "min_area_fraction", "suppress_mask_when_normal"):
+        assert card3["postprocessing"][k] == card["postprocessing"][k]
+    assert "validation_of_final_graph" not in card3["training"]
+    assert Predictor(out3).predict(np.full((40, 40), 90, np.uint8)).mask.shape == (40, 40)
