@@ -24,13 +24,20 @@ DEFAULT_BUNDLE = REPO / "models" / "busnet"
 DEFAULT_WORK = REPO / "build" / "train"
 
 
-def _setup_logging(work_dir: Path) -> None:
-    work_dir.mkdir(parents=True, exist_ok=True)
+def _setup_logging(work_dir: Path | None) -> None:
+    """Log to stderr, and to ``work_dir/train.log`` when the command writes to a run's folder."""
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     root = logging.getLogger("busapp")
     root.setLevel(logging.INFO)
     root.propagate = False  # TensorFlow (absl) puts a handler on the root logger: no doubled lines
-    for h in (logging.StreamHandler(sys.stderr), logging.FileHandler(work_dir / "train.log")):
+    for old in list(root.handlers):  # an earlier main() in this process (tests) logged elsewhere
+        root.removeHandler(old)
+        old.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(work_dir / "train.log"))
+    for h in handlers:
         h.setFormatter(fmt)
         root.addHandler(h)
 
@@ -101,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"largest difference from the card: {worst:.4f}")
         return 0 if worst <= 0.01 else 1
 
-    _setup_logging(args.work_dir)
+    # compare only reads runs: it must not write into the first run's log
+    _setup_logging(None if args.command == "compare" else args.work_dir)
     from busapp.training.data import records_for
 
     def split(name: str):

@@ -62,7 +62,9 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
 
     # ``compare`` prints the same table from the validation split alone.
     capsys.readouterr()
+    log_before = (work / "train.log").read_text()
     assert main(["compare", *argv, "--ensemble-work-dir", str(work2)]) == 0
+    assert (work / "train.log").read_text() == log_before  # compare only reads the runs
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["members"] for r in rows] == [r["members"] for r in table]
     assert [r["members"] for r in rows if r["chosen"]] == [chosen]
