@@ -68,6 +68,12 @@ class ModelBundle:
         return bool(self.card["postprocessing"].get("suppress_mask_when_normal", False))
 
     @property
+    def suppress_mask_when_normal_at_least(self) -> float | None:
+        """No outline when p(normal) reaches this, whatever the top class (None: rule off)."""
+        v = self.card["postprocessing"].get("suppress_mask_when_normal_at_least")
+        return None if v is None else float(v)
+
+    @property
     def low_confidence_below(self) -> float:
         return float(self.card["postprocessing"]["low_confidence_below"])
 

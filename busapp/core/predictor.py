@@ -22,17 +22,32 @@ def is_confident_normal(probs: np.ndarray, classes: tuple[str, ...], low_confide
     return classes[k] == "normal" and float(probs[k]) >= low_confidence_below
 
 
+def outline_suppressed(
+    probs: np.ndarray, classes: tuple[str, ...], low_confidence_below: float,
+    when_normal: bool, when_normal_at_least: float | None,
+) -> str | None:
+    """Why the card's rules withhold the outline on this image, in words for the user; None if
+    they do not. Either rule is chosen on validation images at training time."""
+    p_normal = float(probs[classes.index("normal")])
+    if when_normal and is_confident_normal(probs, classes, low_confidence_below):
+        return "No outline: the model suggests normal."
+    if when_normal_at_least is not None and p_normal >= when_normal_at_least:
+        return (f"No outline: the model gives normal a probability of {p_normal:.2f} (outlines are "
+                f"withheld from {when_normal_at_least:.2f}), so an outline would not be reliable.")
+    return None
+
+
 def lesion_mask(
-    prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, confident_normal: bool = False
+    prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, suppressed: bool = False
 ) -> np.ndarray:
     """Model probability map -> bool mask at the original size.
 
-    A mask covering less than ``min_area_fraction`` of the image is dropped as noise, and, when
-    the card asks for it, so is any outline on an image the classifier confidently calls normal
-    (the panel then says "suggests normal" without contradicting itself). Both rules are chosen
-    on the validation split at training time and stored in the model card.
+    A mask covering less than ``min_area_fraction`` of the image is dropped as noise, and so is
+    any outline the card's rules withhold (``outline_suppressed``: the classifier calls the image
+    normal, or gives normal enough probability). The rules are chosen on the validation split at
+    training time and stored in the model card.
     """
-    if confident_normal:
+    if suppressed:
         return np.zeros((lb.src_height, lb.src_width), bool)
     region = prob[lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width]
     if (region >= threshold).mean() < min_area_fraction:
@@ -48,6 +63,7 @@ class Prediction:
     model_name: str
     model_version: str
     low_confidence: bool
+    outline_note: str | None = None  # why no outline is shown although the model may see a region
 
     @property
     def confidence(self) -> float:
@@ -65,6 +81,7 @@ class Prediction:
             "label": self.label,
             "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
             "low_confidence": self.low_confidence,
+            **({"outline_note": self.outline_note} if self.outline_note else {}),
             "model": {"name": self.model_name, "version": self.model_version},
         }
 
@@ -98,12 +115,14 @@ class Predictor:
         mask_prob, probs = self.run(x)
         probs = probs.astype(float)
         k = int(np.argmax(probs))
-        confident_normal = b.suppress_mask_when_normal and is_confident_normal(probs, b.classes, b.low_confidence_below)
+        note = outline_suppressed(probs, b.classes, b.low_confidence_below,
+                                  b.suppress_mask_when_normal, b.suppress_mask_when_normal_at_least)
         return Prediction(
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
-            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, confident_normal),
+            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, note is not None),
             model_name=b.name,
             model_version=b.version,
             low_confidence=bool(probs[k] < b.low_confidence_below),
+            outline_note=note,
         )

@@ -6,6 +6,9 @@
     busapp-train evaluate BUNDLE       # recompute a bundle's test metrics, compare with its card
     busapp-train compare --work-dir A --ensemble-work-dir B ...
                                        # score runs and pairs on validation only (no test peeking)
+    busapp-train select-rules BUNDLE --out DIR
+                                       # a copy of a train-only bundle with its mask rules chosen
+                                       # again on validation (for finalize --refit --rules-from)
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     from busapp.training.fit import FitConfig
 
     p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate", "compare"])
-    p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate)")
+    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate", "compare", "select-rules"])
+    p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate, select-rules)")
     p.add_argument("--data", type=Path, default=None, help="datasets folder (default ../shared/datasets or $BUSAPP_DATA)")
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="checkpoints, cache and logs")
@@ -120,6 +123,19 @@ def main(argv: list[str] | None = None) -> int:
                     pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample,
                     lesion_pool=args.lesion_pool, weight_decay=args.weight_decay,
                     presence_weight=args.presence_weight, presence_normal_only=args.presence_normal_only)
+    if args.command == "select-rules":
+        from busapp.training.finalize import reselect_mask_rules
+
+        if args.bundle is None or args.out == DEFAULT_BUNDLE:
+            p.error("select-rules needs a BUNDLE and an --out folder other than the shipped bundle")
+        try:
+            card = reselect_mask_rules(args.bundle, args.out, split("val"), data_root)
+        except ValueError as e:
+            print(f"busapp-train: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({k: card["postprocessing"][k] for k in ("suppress_mask_when_normal",
+                          "suppress_mask_when_normal_at_least", "min_area_fraction")}))
+        return 0
     if args.command == "compare":
         from busapp.training.finalize import compare_runs
 

@@ -72,11 +72,18 @@ def predict_records(predictor: Predictor, records: list[Record], data_root: Path
     }
 
 
+# Outline-withholding rules, simplest first: none; when the top class is normal (p >= the
+# low-confidence line); when p(normal) reaches a threshold, whatever the top class.
+SUPPRESS_CANDIDATES: tuple[tuple[bool, float | None], ...] = (
+    (False, None), (True, None), (False, 0.5), (False, 0.4), (False, 0.3), (False, 0.2),
+)
+
+
 def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Path) -> tuple[dict, list[dict]]:
     """Choose the mask clean-up on the validation split: among the candidates whose val Dice is
     within ``DICE_TOLERANCE`` of the best, the one with the fewest outlined normal images (ties:
     the simpler rule). Returns the chosen settings and the whole table, for the card."""
-    from busapp.core.predictor import is_confident_normal, lesion_mask
+    from busapp.core.predictor import lesion_mask, outline_suppressed
     from busapp.core.preprocess import preprocess
 
     b = predictor.bundle
@@ -85,26 +92,58 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
         img = load_image(data_root, rec)
         x, lb = preprocess(img, b.input_size)
         prob, probs = predictor.run(x)
-        confident_normal = is_confident_normal(probs, b.classes, b.low_confidence_below)
         truth = None if rec.label == "normal" else load_mask(data_root, rec, img.shape)
-        cached.append((prob, lb, confident_normal, truth))
+        cached.append((prob, lb, probs, truth))
     table = []
-    for suppress in (False, True):
+    for simplicity, (when_normal, at_least) in enumerate(SUPPRESS_CANDIDATES):
         for f in MIN_AREA_CANDIDATES:
             dice, nonempty = [], []
-            for prob, lb, confident_normal, truth in cached:
-                m = lesion_mask(prob, lb, b.mask_threshold, f, suppress and confident_normal)
+            for prob, lb, probs, truth in cached:
+                withheld = outline_suppressed(probs, b.classes, b.low_confidence_below, when_normal, at_least) is not None
+                m = lesion_mask(prob, lb, b.mask_threshold, f, withheld)
                 if truth is None:
                     nonempty.append(bool(m.any()))
                 else:
                     dice.append(dice_iou(m, truth)[0])
-            table.append({"suppress_mask_when_normal": suppress, "min_area_fraction": f,
-                          "val_dice_mean": float(np.mean(dice)),
-                          "val_normal_nonempty_rate": float(np.mean(nonempty)) if nonempty else 0.0})
+            table.append({"suppress_mask_when_normal": when_normal, "suppress_mask_when_normal_at_least": at_least,
+                          "min_area_fraction": f, "val_dice_mean": float(np.mean(dice)),
+                          "val_normal_nonempty_rate": float(np.mean(nonempty)) if nonempty else 0.0,
+                          "_simplicity": simplicity})
     best_dice = max(row["val_dice_mean"] for row in table)
     ok = [row for row in table if row["val_dice_mean"] >= best_dice - DICE_TOLERANCE]
-    chosen = min(ok, key=lambda r: (r["val_normal_nonempty_rate"], r["suppress_mask_when_normal"], r["min_area_fraction"]))
-    return {k: chosen[k] for k in ("suppress_mask_when_normal", "min_area_fraction")}, table
+    chosen = min(ok, key=lambda r: (r["val_normal_nonempty_rate"], r["_simplicity"], r["min_area_fraction"]))
+    rules = {k: chosen[k] for k in MASK_RULE_KEYS}
+    return rules, [{k: v for k, v in row.items() if k != "_simplicity"} for row in table]
+
+
+MASK_RULE_KEYS = ("suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction")
+
+
+def reselect_mask_rules(bundle: Path, out_dir: Path, records_val: list[Record], data_root: Path) -> dict:
+    """Copy a bundle whose members trained on the training split only and choose its mask rules
+    again on the validation split (the current candidates and rule). The copy's card loses its
+    test metrics, which were measured under the old rules. A refit then carries these rules over
+    (``finalize(rules_from=...)``)."""
+    import shutil
+
+    card = json.loads((bundle / CARD_NAME).read_text())
+    if card["training"].get("fitted_on", ["train"]) != ["train"]:
+        raise ValueError(f"{bundle}: its members trained on {card['training']['fitted_on']}; "
+                         "their validation outputs cannot choose rules")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in card["files"].values():
+        shutil.copy2(bundle / f["path"], out_dir / f["path"])
+    rules, table = choose_mask_rules(Predictor(bundle), records_val, data_root)
+    card["postprocessing"].update(rules)
+    card["postprocessing"]["mask_rules_selection"] = {
+        "rule": f"fewest outlined normal images among candidates within {DICE_TOLERANCE} of the best val Dice "
+                "(re-selected after the bundle was made)",
+        "validation": table,
+    }
+    card.pop("metrics", None)
+    _write_card(out_dir / CARD_NAME, card)
+    log.info("mask rules re-selected on validation for %s %s: %s", card["name"], card["version"], rules)
+    return card
 
 
 def load_member(work_dir: Path, index: int):
@@ -306,6 +345,8 @@ def finalize(
             "min_area_fraction_note": "a mask covering less than this share of the image (letterbox region) is dropped",
             "suppress_mask_when_normal": False,
             "suppress_mask_note": "if true, no outline when the top class is normal with probability >= low_confidence_below",
+            "suppress_mask_when_normal_at_least": None,
+            "suppress_mask_at_least_note": "if set, no outline when p(normal) reaches this value, whatever the top class",
             "temperature": temperature,
             "low_confidence_below": LOW_CONFIDENCE_BELOW,
         },
@@ -354,7 +395,7 @@ def finalize(
     card_path = out_dir / CARD_NAME
     _write_card(card_path, card)  # the predictor reads the card; metrics are added below
     if prior is not None:
-        rules = {k: prior["postprocessing"][k] for k in ("suppress_mask_when_normal", "min_area_fraction")}
+        rules = {k: prior["postprocessing"].get(k) for k in MASK_RULE_KEYS}
         card["postprocessing"].update(rules)
         card["postprocessing"]["mask_rules_selection"] = {
             "rule": f"carried over from {prior['name']} {prior['version']}, chosen there on the validation split",

@@ -83,3 +83,15 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
         assert card3["postprocessing"][k] == card["postprocessing"][k]
     assert "validation_of_final_graph" not in card3["training"]
     assert Predictor(out3).predict(np.full((40, 40), 90, np.uint8)).mask.shape == (40, 40)
+
+    # Mask rules chosen again on validation for a train-only bundle (a refit then carries them
+    # over); a refit bundle is refused, as its members saw the validation images.
+    out4 = tmp_path / "bundle4"
+    assert main(["select-rules", str(out), *argv4[:2], "--out", str(out4), "--limit", "10"]) == 0
+    card4 = json.loads((out4 / "card.json").read_text())
+    assert "metrics" not in card4  # measured under the old rules
+    chosen4 = {k: card4["postprocessing"][k] for k in
+               ("suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction")}
+    assert {**chosen4} in [{k: r[k] for k in chosen4} for r in card4["postprocessing"]["mask_rules_selection"]["validation"]]
+    assert Predictor(out4).predict(np.full((30, 30), 90, np.uint8)).mask.shape == (30, 30)
+    assert main(["select-rules", str(out3), *argv4[:2], "--out", str(tmp_path / "bundle5"), "--limit", "10"]) == 2
