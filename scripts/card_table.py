@@ -37,7 +37,10 @@ def table(card: dict) -> str:
             met = m["value"] >= value if op == ">=" else m["value"] <= value
             sign = "\u2265" if op == ">=" else "\u2264"
             goal = f"{sign} {value:.2f} ({'met' if met else 'not met'})"
-        lines.append(f"| {label} | {m['value']:.3f} | {ci} | {goal} |")
+        shown = f"{m['value']:.3f}"
+        if target and float(shown) == target[1] and m["value"] != target[1]:
+            shown = f"{m['value']:.4f}"  # rounding must not hide which side of the target it is on
+        lines.append(f"| {label} | {shown} | {ci} | {goal} |")
     return "\n".join(lines)
 
 

@@ -55,6 +55,7 @@ def csv_columns(classes: tuple[str, ...]) -> list[str]:
         "label",
         *[f"p_{c}" for c in classes],
         "low_confidence",
+        "outline_note",  # why the card's rules withheld the outline (empty: they did not)
         *MEASURE_COLUMNS,
         "model_name",
         "model_version",
@@ -370,6 +371,7 @@ def _analyse(
     for c, p in pred.probabilities.items():
         row[f"p_{c}"] = f"{p:.6f}"
     row["low_confidence"] = str(pred.low_confidence).lower()
+    row["outline_note"] = pred.outline_note or ""
     if m is not None:
         for k in MEASURE_COLUMNS:
             row[k] = _fmt(getattr(m, k))

@@ -267,6 +267,8 @@ class PredictionPanel(QWidget):
         self.bars.set_probabilities(pred.probabilities)
         self.bars.show()
         self.set_measurements(analysis.measurements, visible=True)
+        if analysis.measurements is None and pred.outline_note:
+            self.size_note.setText(pred.outline_note)  # why there is no outline, not just that there is none
         self.model_line.setText(
             f"Model: {pred.model_name} {pred.model_version}  \u00b7  {analysis.seconds * 1000:.0f} ms"
         )

@@ -82,7 +82,7 @@ def build_report_data(
 ) -> ReportData:
     m = measurements
     if m is None:
-        note = "no lesion outlined by the model"
+        note = getattr(prediction, "outline_note", None) or "no lesion outlined by the model"
     elif m.spacing_source is None:
         note = "pixel size unknown: measurements in pixels (calibrate to get mm)"
     elif m.spacing_source == "user calibrated":

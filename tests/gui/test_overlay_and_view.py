@@ -194,3 +194,16 @@ def test_open_paths_is_the_shared_entry(qtbot, window: MainWindow, sample_images
     window.clear_images()
     assert window.records() == [] and window.current_record() is None
     assert window.panel.state == "empty"
+
+
+def test_panel_says_why_an_outline_is_withheld(qtbot) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_model("busnet", "9.9.9", 0.6)
+    note = "No outline: the model gives normal a probability of 0.31 (outlines are withheld from 0.20)."
+    pred = Prediction("benign", {"normal": 0.31, "benign": 0.52, "malignant": 0.17}, np.zeros((4, 4), bool),
+                      "busnet", "9.9.9", True, outline_note=note)
+    panel.show_result(Analysis(pred, None, None, __import__("PySide6.QtGui", fromlist=["QPainterPath"]).QPainterPath(), 0.01))
+    assert panel.size_note.text() == note
+    panel.show_result(_analysis({"normal": 0.05, "benign": 0.14, "malignant": 0.81}, low=False))
+    assert "outlined no region" in panel.size_note.text()  # no note: the plain message returns

@@ -199,3 +199,15 @@ def test_overlay_and_mask_exports(qapp, tmp_path: Path) -> None:
     assert np.array_equal(back > 127, mask)
     with pytest.raises(ValueError):
         render_overlay(image, mask[:10], None)
+
+
+def test_report_says_why_an_outline_is_withheld(sample_images: list[Path], qapp) -> None:
+    from busapp.report.pdf import build_report_data
+
+    loaded = load_image(sample_images[0])
+    note = "No outline: the model gives normal a probability of 0.31 (outlines are withheld from 0.20)."
+    pred = Prediction(label="benign", probabilities={"normal": 0.31, "benign": 0.52, "malignant": 0.17},
+                      mask=np.zeros((loaded.height, loaded.width), bool), model_name="busnet",
+                      model_version="test", low_confidence=True, outline_note=note)
+    data = build_report_data(loaded, pred, None, {"name": "busnet"})
+    assert note in " ".join(report_text(data))
