@@ -435,6 +435,11 @@ def finalize(
         "Burned-in calipers, text and Doppler colour occur in the training images; the model may respond to them.",
         "Probabilities are calibrated on the validation split only; they are not risk estimates for a patient.",
     ]
+    if prior is not None:
+        card["limitations"][-1] = (
+            "Probabilities use a temperature fitted on the validation split for members trained on the training "
+            "split only; these members also trained on validation and are somewhat more confident (see the test "
+            "ECE). They are not risk estimates for a patient.")
 
     _write_card(card_path, card)
     log.info("bundle written to %s in %.0f s: %s", out_dir, time.time() - t0,
