@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="fit: train on train + val with a recipe fixed beforehand, keeping the last epoch; "
                         "finalize: take the temperature and mask rules from --rules-from instead of fitting "
                         "them on validation (the members saw it)")
+    p.add_argument("--folds", type=int, default=0,
+                   help="fit: cross-validation over train + val in this many folds (by duplicate group); "
+                        "train on all but --fold, hold that fold out, keep the last epoch")
+    p.add_argument("--fold", type=int, default=0, help="fit --folds: the fold held out (0-based)")
     p.add_argument("--rules-from", type=Path, default=DEFAULT_BUNDLE / "card.json",
                    help="finalize --refit: the card whose temperature and mask rules to carry over")
     p.add_argument("--model-version", default=None, help="finalize: the version written to the card")
@@ -147,7 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train", "fit"):
         from busapp.training.fit import fit
 
-        if args.refit:
+        if args.folds:
+            from busapp.training.split import make_folds
+
+            if args.refit or not 0 <= args.fold < args.folds:
+                p.error("--folds needs 0 <= --fold < --folds and no --refit")
+            dev = split("train") + split("val")
+            folds = make_folds(dev, args.folds)
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+            (args.work_dir / "cv.json").write_text(json.dumps({"folds": args.folds, "fold": args.fold}))
+            fit([r for r in dev if folds[r.key] != args.fold], [r for r in dev if folds[r.key] == args.fold],
+                data_root, args.work_dir, cfg, keep_last=True)
+        elif args.refit:
             fit(split("train") + split("val"), [], data_root, args.work_dir, cfg)
         else:
             fit(split("train"), split("val"), data_root, args.work_dir, cfg)

@@ -121,10 +121,12 @@ def score_outputs(mask_logits: np.ndarray, logits: np.ndarray, m: np.ndarray, y:
     return {"val_macro_f1": f1, "val_accuracy": acc, "val_dice": d, "val_score": f1 + d}
 
 
-def fit(records_train: list[Record], records_val: list[Record], data_root: Path, work_dir: Path, cfg: FitConfig):
+def fit(records_train: list[Record], records_val: list[Record], data_root: Path, work_dir: Path, cfg: FitConfig,
+        keep_last: bool = False):
     """Train, resuming from ``work_dir`` if a previous run was interrupted. Returns the model with
-    the best validation weights loaded; with no validation records (a refit on train + val, the
-    recipe fixed beforehand) the last epoch's weights are kept instead."""
+    the best validation weights loaded. With ``keep_last`` (a cross-validation fold, whose held-out
+    outputs must not have chosen the checkpoint) or with no validation records (a refit on
+    train + val, the recipe fixed beforehand) the last epoch's weights are kept instead."""
     import keras
 
     from busapp.training.dataset import cached_arrays, make_tf_dataset
@@ -137,6 +139,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     t0 = time.time()
     xt, mt, yt = cached_arrays(data_root, records_train, cfg.size, work_dir / "cache")
     refit = not records_val
+    keep_last = keep_last or refit
     if not refit:
         xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
     if cfg.normal_oversample > 1:
@@ -169,15 +172,19 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
 
     class KeepBest(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if refit:
+            score = {} if refit else validation_score(self.model, xv, mv, yv)
+            if keep_last:
+                if score:
+                    log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v:.4f}" for k, v in score.items()))
+                    if logs is not None:
+                        logs.update(score)
                 if epoch + 1 == cfg.epochs:
                     tmp = work_dir / "best.tmp.weights.h5"
                     self.model.save_weights(tmp)
                     tmp.replace(best_path)
-                    state_path.write_text(json.dumps(
-                        {"epoch": epoch + 1, "selection": "last epoch (refit without a validation split)"}, indent=2))
+                    why = "last epoch (refit without a validation split)" if refit else "last epoch (fixed recipe)"
+                    state_path.write_text(json.dumps({"epoch": epoch + 1, "selection": why, **score}, indent=2))
                 return
-            score = validation_score(self.model, xv, mv, yv)
             best = json.loads(state_path.read_text()) if state_path.exists() else {"val_score": -1}
             line = " ".join(f"{k}={v:.4f}" for k, v in score.items())
             if score["val_score"] > best["val_score"]:

@@ -20,10 +20,11 @@ FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
 SEED = 20261124
 
 
-def make_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
-    """{record key: split}. Deterministic for a given seed and manifest content."""
+def _groups_by_stratum(records: list[Record]) -> tuple[dict[tuple[str, str], list[str]], dict[str, list[Record]], set[str]]:
+    """(dataset, label) -> its duplicate groups (sorted; noisy groups left out), group -> records,
+    and the noisy (cross-class) groups."""
     noisy = conflicting_groups(records)
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)  # (dataset, label) -> groups
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     members: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         members[r.group].append(r)
@@ -32,7 +33,33 @@ def make_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
             continue
         first = members[g][0]
         groups[(first.dataset, first.label)].append(g)
+    return groups, members, noisy
 
+
+def make_folds(records: list[Record], n_folds: int, seed: int = SEED) -> dict[str, int]:
+    """{record key: fold} for cross-validation over ``records`` (train + val): whole duplicate
+    groups per fold, each (dataset, label) stratum spread evenly over the folds by image count.
+    Deterministic for a given seed and record list."""
+    groups, members, noisy = _groups_by_stratum(records)
+    if noisy:
+        raise ValueError(f"cross-class duplicate groups among the records: {sorted(noisy)[:3]}")
+    rng = random.Random(seed)
+    folds: dict[str, int] = {}
+    for stratum in sorted(groups):
+        gs = groups[stratum]
+        rng.shuffle(gs)
+        filled = [0] * n_folds
+        for g in sorted(gs, key=lambda g: -len(members[g])):  # large groups first: even counts
+            k = min(range(n_folds), key=lambda i: (filled[i], i))
+            filled[k] += len(members[g])
+            for r in members[g]:
+                folds[r.key] = k
+    return folds
+
+
+def make_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
+    """{record key: split}. Deterministic for a given seed and manifest content."""
+    groups, members, noisy = _groups_by_stratum(records)
     rng = random.Random(seed)
     assignment: dict[str, str] = {}
     for stratum in sorted(groups):

@@ -31,3 +31,23 @@ def test_label_conflicts_excluded_and_strata_balanced(data_root):
         if total >= 40:
             for s, share in (("test", 0.15), ("val", 0.15)):
                 assert abs(counts[(dataset, label, s)] / total - share) < 0.04, (dataset, label, s)
+
+
+def test_cross_validation_folds_keep_groups_whole_and_strata_even(data_root):
+    from busapp.training.data import records_for
+    from busapp.training.split import make_folds
+
+    dev = records_for("train", data_root) + records_for("val", data_root)
+    folds = make_folds(dev, 4)
+    assert folds == make_folds(list(reversed(dev)), 4)  # deterministic, whatever the record order
+    assert set(folds) == {r.key for r in dev} and set(folds.values()) == {0, 1, 2, 3}
+    by_group = defaultdict(set)
+    for r in dev:
+        by_group[r.group].add(folds[r.key])
+    assert all(len(s) == 1 for s in by_group.values())
+    counts = Counter((r.dataset, r.label, folds[r.key]) for r in dev)
+    for dataset, label in {(r.dataset, r.label) for r in dev}:
+        per_fold = [counts[(dataset, label, k)] for k in range(4)]
+        largest_group = max(Counter(r.group for r in dev if (r.dataset, r.label) == (dataset, label)).values())
+        assert max(per_fold) - min(per_fold) <= largest_group, (dataset, label, per_fold)
+    assert make_folds(dev, 4, seed=1) != folds  # the seed matters

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -95,3 +96,14 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert {**chosen4} in [{k: r[k] for k in chosen4} for r in card4["postprocessing"]["mask_rules_selection"]["validation"]]
     assert Predictor(out4).predict(np.full((30, 30), 90, np.uint8)).mask.shape == (30, 30)
     assert main(["select-rules", str(out3), *argv4[:2], "--out", str(tmp_path / "bundle5"), "--limit", "10"]) == 2
+
+    # A cross-validation fold: train + val split by duplicate group, one fold held out, its scores
+    # logged every epoch but the last epoch kept (held-out outputs must not choose the checkpoint).
+    work6 = tmp_path / "work6"
+    argv6 = ["--data", str(data_root), "--work-dir", str(work6), *argv[6:]]
+    assert main(["fit", *argv6, "--folds", "2", "--fold", "1"]) == 0
+    state = json.loads((work6 / "best.json").read_text())
+    assert state["epoch"] == 2 and state["selection"] == "last epoch (fixed recipe)" and "val_score" in state
+    assert json.loads((work6 / "cv.json").read_text()) == {"folds": 2, "fold": 1}
+    n_train, n_val = map(int, re.search(r"data: (\d+) train \(normal x1\), (\d+) val", (work6 / "train.log").read_text()).groups())
+    assert n_train + n_val == 20 and n_val > 0
