@@ -6,6 +6,9 @@
     busapp-train evaluate BUNDLE       # recompute a bundle's test metrics, compare with its card
     busapp-train compare --work-dir A --ensemble-work-dir B ...
                                        # score runs and pairs on validation only (no test peeking)
+    busapp-train cv-report --work-dir FOLD0 --ensemble-work-dir FOLD1 ...
+                                       # out-of-fold figures, temperature and outline rule of
+                                       # cross-validation runs (fit --folds N --fold K)
     busapp-train select-rules BUNDLE --out DIR
                                        # a copy of a train-only bundle with its mask rules chosen
                                        # again on validation (for finalize --refit --rules-from)
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from busapp.training.fit import FitConfig
 
     p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate", "compare", "select-rules"])
+    p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate", "compare", "select-rules", "cv-report"])
     p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate, select-rules)")
     p.add_argument("--data", type=Path, default=None, help="datasets folder (default ../shared/datasets or $BUSAPP_DATA)")
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if worst <= 0.01 else 1
 
     # compare only reads runs: it must not write into the first run's log
-    _setup_logging(None if args.command == "compare" else args.work_dir)
+    _setup_logging(None if args.command in ("compare", "cv-report") else args.work_dir)
     from busapp.training.data import records_for
 
     def split(name: str):
@@ -139,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps({k: card["postprocessing"][k] for k in ("suppress_mask_when_normal",
                           "suppress_mask_when_normal_at_least", "min_area_fraction")}))
+        return 0
+    if args.command == "cv-report":
+        from busapp.training.crossval import out_of_fold, report
+
+        try:
+            rep = report(out_of_fold([args.work_dir, *args.ensemble_work_dir], split("train") + split("val"), data_root))
+        except ValueError as e:
+            print(f"busapp-train: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(rep, indent=1))
         return 0
     if args.command == "compare":
         from busapp.training.finalize import compare_runs

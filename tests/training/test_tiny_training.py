@@ -107,3 +107,14 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert json.loads((work6 / "cv.json").read_text()) == {"folds": 2, "fold": 1}
     n_train, n_val = map(int, re.search(r"data: (\d+) train \(normal x1\), (\d+) val", (work6 / "train.log").read_text()).groups())
     assert n_train + n_val == 20 and n_val > 0
+
+    # The other fold, then the out-of-fold report over both: every development image once.
+    work7 = tmp_path / "work7"
+    argv7 = ["--data", str(data_root), "--work-dir", str(work7), *argv[6:]]
+    assert main(["fit", *argv7, "--folds", "2", "--fold", "0", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work7)]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["n_images"] == 20 and rep["temperature"] > 0
+    assert 0 <= rep["figures"]["accuracy"] <= 1 and rep["outline_rule"] in rep["outline_rules"]
+    assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work6)]) == 2  # the same fold twice
