@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"largest difference from the card: {worst:.4f}")
         return 0 if worst <= 0.01 else 1
 
-    # compare only reads runs: it must not write into the first run's log
+    # compare and cv-report only read runs: they must not write into the first run's log
     _setup_logging(None if args.command in ("compare", "cv-report") else args.work_dir)
     from busapp.training.data import records_for
 
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     lesion_pool=args.lesion_pool, weight_decay=args.weight_decay,
                     presence_weight=args.presence_weight, presence_normal_only=args.presence_normal_only)
     if args.command == "select-rules":
-        from busapp.training.finalize import reselect_mask_rules
+        from busapp.training.finalize import MASK_RULE_KEYS, reselect_mask_rules
 
         if args.bundle is None or args.out == DEFAULT_BUNDLE:
             p.error("select-rules needs a BUNDLE and an --out folder other than the shipped bundle")
@@ -140,8 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"busapp-train: {e}", file=sys.stderr)
             return 2
-        print(json.dumps({k: card["postprocessing"][k] for k in ("suppress_mask_when_normal",
-                          "suppress_mask_when_normal_at_least", "min_area_fraction")}))
+        print(json.dumps({k: card["postprocessing"][k] for k in MASK_RULE_KEYS}))
         return 0
     if args.command == "cv-report":
         from busapp.training.crossval import out_of_fold, report

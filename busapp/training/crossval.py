@@ -20,15 +20,15 @@ from busapp.core.predictor import outline_suppressed
 from busapp.core.preprocess import letterbox_geometry
 from busapp.training.data import CLASSES, Record
 from busapp.training.finalize import (
-    DICE_TOLERANCE,
     LOW_CONFIDENCE_BELOW,
     MIN_AREA_CANDIDATES,
     SUPPRESS_CANDIDATES,
     fit_temperature,
     load_member,
     mirrored_outputs,
+    pick_mask_rule,
 )
-from busapp.training.metrics import expected_calibration_error, point_metrics
+from busapp.training.metrics import dice_per_image, expected_calibration_error, point_metrics
 
 log = logging.getLogger("busapp.training")
 
@@ -81,11 +81,8 @@ def report(oof: dict[str, np.ndarray]) -> dict:
     truth = oof["truth"]
     lesion = y > 0
 
-    def dice_of(masks: np.ndarray) -> np.ndarray:
-        inter = (masks & truth).sum(axis=(1, 2))
-        return 2 * inter / np.maximum(masks.sum(axis=(1, 2)) + truth.sum(axis=(1, 2)), 1)
-
-    dice = np.where(lesion, dice_of(pred_masks), np.nan)
+    dice_all = dice_per_image(pred_masks, truth)
+    dice = np.where(lesion, dice_all, np.nan)
     inter = (pred_masks & truth).sum(axis=(1, 2))
     iou = np.where(lesion, inter / np.maximum((pred_masks | truth).sum(axis=(1, 2)), 1), np.nan)
     area = (pred_masks & oof["region"]).sum(axis=(1, 2)) / oof["region"].sum(axis=(1, 2))
@@ -93,23 +90,21 @@ def report(oof: dict[str, np.ndarray]) -> dict:
     figures["ece_untempered"] = expected_calibration_error(softmax(logits), y)
 
     rows = []
-    for simplicity, (when_normal, at_least) in enumerate(SUPPRESS_CANDIDATES):
+    for when_normal, at_least in SUPPRESS_CANDIDATES:
         withheld = np.array([outline_suppressed(p, CLASSES, LOW_CONFIDENCE_BELOW, when_normal, at_least) is not None
                              for p in probs])
         for f in MIN_AREA_CANDIDATES:
             empty = withheld | (area < f) | ~pred_masks.any(axis=(1, 2))
-            d = np.where(empty, 0.0, dice_of(pred_masks))
+            d = np.where(empty, 0.0, dice_all)
             rows.append({"suppress_mask_when_normal": when_normal, "suppress_mask_when_normal_at_least": at_least,
                          "min_area_fraction": f, "dice_mean": float(d[lesion].mean()),
-                         "normal_nonempty_rate": float((~empty[~lesion]).mean()), "_simplicity": simplicity})
-    best = max(r["dice_mean"] for r in rows)
-    chosen = min((r for r in rows if r["dice_mean"] >= best - DICE_TOLERANCE),
-                 key=lambda r: (r["normal_nonempty_rate"], r["_simplicity"], r["min_area_fraction"]))
+                         "normal_nonempty_rate": float((~empty[~lesion]).mean())})
+    chosen = pick_mask_rule(rows, "dice_mean", "normal_nonempty_rate")
     return {
         "n_images": len(y),
         "n_normal": int((~lesion).sum()),
         "temperature": temperature,
         "figures": {k: float(v) for k, v in figures.items()},
-        "outline_rule": {k: v for k, v in chosen.items() if k != "_simplicity"},
-        "outline_rules": [{k: v for k, v in r.items() if k != "_simplicity"} for r in rows],
+        "outline_rule": next(r for r in rows if all(r[k] == v for k, v in chosen.items())),
+        "outline_rules": rows,
     }

@@ -79,6 +79,23 @@ SUPPRESS_CANDIDATES: tuple[tuple[bool, float | None], ...] = (
 )
 
 
+MASK_RULE_KEYS = ("suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction")
+
+
+def pick_mask_rule(rows: list[dict], dice_key: str, rate_key: str) -> dict:
+    """The finalize rule: among candidates within ``DICE_TOLERANCE`` of the best Dice, the fewest
+    outlined normal images; ties go to the simpler rule (earlier in ``SUPPRESS_CANDIDATES``,
+    then the smaller minimum area). Returns the chosen row's rule keys."""
+    best = max(r[dice_key] for r in rows)
+
+    def key(r: dict) -> tuple:
+        simplicity = SUPPRESS_CANDIDATES.index((r["suppress_mask_when_normal"], r["suppress_mask_when_normal_at_least"]))
+        return r[rate_key], simplicity, r["min_area_fraction"]
+
+    chosen = min((r for r in rows if r[dice_key] >= best - DICE_TOLERANCE), key=key)
+    return {k: chosen[k] for k in MASK_RULE_KEYS}
+
+
 def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Path) -> tuple[dict, list[dict]]:
     """Choose the mask clean-up on the validation split: among the candidates whose val Dice is
     within ``DICE_TOLERANCE`` of the best, the one with the fewest outlined normal images (ties:
@@ -95,7 +112,7 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
         truth = None if rec.label == "normal" else load_mask(data_root, rec, img.shape)
         cached.append((prob, lb, probs, truth))
     table = []
-    for simplicity, (when_normal, at_least) in enumerate(SUPPRESS_CANDIDATES):
+    for when_normal, at_least in SUPPRESS_CANDIDATES:
         for f in MIN_AREA_CANDIDATES:
             dice, nonempty = [], []
             for prob, lb, probs, truth in cached:
@@ -107,16 +124,8 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
                     dice.append(dice_iou(m, truth)[0])
             table.append({"suppress_mask_when_normal": when_normal, "suppress_mask_when_normal_at_least": at_least,
                           "min_area_fraction": f, "val_dice_mean": float(np.mean(dice)),
-                          "val_normal_nonempty_rate": float(np.mean(nonempty)) if nonempty else 0.0,
-                          "_simplicity": simplicity})
-    best_dice = max(row["val_dice_mean"] for row in table)
-    ok = [row for row in table if row["val_dice_mean"] >= best_dice - DICE_TOLERANCE]
-    chosen = min(ok, key=lambda r: (r["val_normal_nonempty_rate"], r["_simplicity"], r["min_area_fraction"]))
-    rules = {k: chosen[k] for k in MASK_RULE_KEYS}
-    return rules, [{k: v for k, v in row.items() if k != "_simplicity"} for row in table]
-
-
-MASK_RULE_KEYS = ("suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction")
+                          "val_normal_nonempty_rate": float(np.mean(nonempty)) if nonempty else 0.0})
+    return pick_mask_rule(table, "val_dice_mean", "val_normal_nonempty_rate"), table
 
 
 def reselect_mask_rules(bundle: Path, out_dir: Path, records_val: list[Record], data_root: Path) -> dict:
@@ -426,7 +435,7 @@ def finalize(
             "The test split is small (~136 images): read the intervals, not only the point values.",
         ],
     }
-    fitted_on = {"train", "val"} if prior is not None else {"train"}
+    fitted_on = set(card["training"].get("fitted_on", ["train"]))
     assignment = read_split(split_path)
     n_normal_trained = sum(1 for r in read_all(data_root) if r.label == "normal" and assignment.get(r.key) in fitted_on)
     card["limitations"] = [

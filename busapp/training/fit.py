@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from busapp.training.data import Record
-from busapp.training.metrics import macro_f1
+from busapp.training.metrics import dice_per_image, macro_f1
 
 log = logging.getLogger("busapp.training")
 
@@ -113,8 +113,7 @@ def score_outputs(mask_logits: np.ndarray, logits: np.ndarray, m: np.ndarray, y:
     pred = (mask_logits > 0)[..., 0]
     truth = m[..., 0] > 0.5
     lesion = y > 0
-    inter = (pred & truth).sum(axis=(1, 2))
-    dice = 2 * inter / np.maximum(pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2)), 1)
+    dice = dice_per_image(pred, truth)
     f1 = macro_f1(y, logits.argmax(axis=1))
     acc = float((logits.argmax(axis=1) == y).mean())
     d = float(dice[lesion].mean())
@@ -174,28 +173,21 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
         def on_epoch_end(self, epoch, logs=None):
             score = {} if refit else validation_score(self.model, xv, mv, yv)
             if keep_last:
-                if score:
-                    log.info("epoch %d: %s", epoch + 1, " ".join(f"{k}={v:.4f}" for k, v in score.items()))
-                    if logs is not None:
-                        logs.update(score)
-                if epoch + 1 == cfg.epochs:
-                    tmp = work_dir / "best.tmp.weights.h5"
-                    self.model.save_weights(tmp)
-                    tmp.replace(best_path)
-                    why = "last epoch (refit without a validation split)" if refit else "last epoch (fixed recipe)"
-                    state_path.write_text(json.dumps({"epoch": epoch + 1, "selection": why, **score}, indent=2))
-                return
-            best = json.loads(state_path.read_text()) if state_path.exists() else {"val_score": -1}
-            line = " ".join(f"{k}={v:.4f}" for k, v in score.items())
-            if score["val_score"] > best["val_score"]:
+                why = "last epoch (refit without a validation split)" if refit else "last epoch (fixed recipe)"
+                state = {"epoch": epoch + 1, "selection": why, **score} if epoch + 1 == cfg.epochs else None
+            else:
+                best = json.loads(state_path.read_text()) if state_path.exists() else {"val_score": -1}
+                state = {"epoch": epoch + 1, **score} if score["val_score"] > best["val_score"] else None
+            if state is not None:
                 tmp = work_dir / "best.tmp.weights.h5"
                 self.model.save_weights(tmp)
                 tmp.replace(best_path)
-                state_path.write_text(json.dumps({"epoch": epoch + 1, **score}, indent=2))
-                line += " (best)"
-            log.info("epoch %d: %s", epoch + 1, line)
-            if logs is not None:
-                logs.update(score)
+                state_path.write_text(json.dumps(state, indent=2))
+            if score:
+                line = " ".join(f"{k}={v:.4f}" for k, v in score.items())
+                log.info("epoch %d: %s%s", epoch + 1, line, " (best)" if state is not None and not keep_last else "")
+                if logs is not None:
+                    logs.update(score)
 
     callbacks = [
         KeepBest(),  # before the backup, so a resumed run never loses a best checkpoint

@@ -20,6 +20,13 @@ def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return float(2 * inter / total), float(inter / union)
 
 
+def dice_per_image(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Dice of each image in a (N, H, W) stack of bool masks (0 where both are empty: callers
+    average over lesion images only)."""
+    inter = (pred & truth).sum(axis=(1, 2))
+    return 2 * inter / np.maximum(pred.sum(axis=(1, 2)) + truth.sum(axis=(1, 2)), 1)
+
+
 def confusion(y: np.ndarray, pred: np.ndarray, n: int = 3) -> np.ndarray:
     cm = np.zeros((n, n), int)
     np.add.at(cm, (y, pred), 1)
