@@ -85,12 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fold", type=int, default=0, help="fit --folds: the fold held out (0-based)")
     p.add_argument("--rules-from", type=Path, default=DEFAULT_BUNDLE / "card.json",
                    help="finalize --refit: the card whose temperature and mask rules to carry over")
+    p.add_argument("--calibration-from", type=Path, default=None,
+                   help="finalize --refit: a cv-report JSON of the members' recipes; its out-of-fold temperature "
+                        "and outline rule replace those of --rules-from")
     p.add_argument("--model-version", default=None, help="finalize: the version written to the card")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     args = p.parse_args(argv)
     args.model_version = args.model_version or MODEL_VERSION
+    if args.calibration_from and not (args.refit and args.command == "finalize"):
+        p.error("--calibration-from goes with finalize --refit")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     data_root = args.data or default_data_root()
@@ -143,13 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({k: card["postprocessing"][k] for k in MASK_RULE_KEYS}))
         return 0
     if args.command == "cv-report":
-        from busapp.training.crossval import out_of_fold, report
+        from busapp.training.crossval import out_of_fold, recipes, report
 
+        runs = [args.work_dir, *args.ensemble_work_dir]
         try:
-            rep = report(out_of_fold([args.work_dir, *args.ensemble_work_dir], split("train") + split("val"), data_root))
+            rep = report(out_of_fold(runs, split("train") + split("val"), data_root))
         except ValueError as e:
             print(f"busapp-train: {e}", file=sys.stderr)
             return 2
+        rep = {"folds": json.loads((runs[0] / "cv.json").read_text())["folds"], "runs": [wd.name for wd in runs],
+               "recipes": recipes(runs), **rep}
         print(json.dumps(rep, indent=1))
         return 0
     if args.command == "compare":
@@ -181,9 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("train", "finalize"):
         from busapp.training.finalize import finalize
 
-        finalize(split("val"), split("test"), data_root, args.work_dir, args.out, cfg, args.split_file,
-                 args.bootstrap, extra_work_dirs=args.ensemble_work_dir,
-                 rules_from=args.rules_from if args.refit else None, version=args.model_version)
+        try:
+            finalize(split("val"), split("test"), data_root, args.work_dir, args.out, cfg, args.split_file,
+                     args.bootstrap, extra_work_dirs=args.ensemble_work_dir,
+                     rules_from=args.rules_from if args.refit else None, version=args.model_version,
+                     cv_report=json.loads(args.calibration_from.read_text()) if args.calibration_from else None)
+        except ValueError as e:
+            print(f"busapp-train: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -28,7 +28,7 @@ from busapp.training.finalize import (
     mirrored_outputs,
     pick_mask_rule,
 )
-from busapp.training.metrics import dice_per_image, expected_calibration_error, point_metrics
+from busapp.training.metrics import dice_per_image, expected_calibration_error, macro_f1, point_metrics
 
 log = logging.getLogger("busapp.training")
 
@@ -40,35 +40,52 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def out_of_fold(work_dirs: list[Path], dev: list[Record], data_root: Path) -> dict[str, np.ndarray]:
-    """Each fold run's mirrored outputs on its held-out fold, stacked: mask logits, class
-    logits, masks, labels, letterbox region shares and the record keys."""
+    """Each fold's mirrored outputs on its held-out fold, stacked: mask logits, class logits,
+    masks, labels, letterbox region shares and the record keys.
+
+    Several runs of the same fold (an ensemble's member recipes) are averaged as the exported
+    graph averages its members; every fold must then have the same number of runs."""
     from busapp.training.dataset import cached_arrays
     from busapp.training.split import make_folds
 
-    parts: dict[str, list] = {k: [] for k in ("mask", "logits", "truth", "y", "region", "keys")}
-    seen: set[int] = set()
+    by_fold: dict[int, list[Path]] = {}
     n_folds = None
-    for i, wd in enumerate(work_dirs):
+    for wd in work_dirs:
         cv = json.loads((wd / "cv.json").read_text())
-        if n_folds not in (None, cv["folds"]) or cv["fold"] in seen:
+        if n_folds not in (None, cv["folds"]):
             raise ValueError(f"{wd}: fold {cv['fold']} of {cv['folds']} does not fit the other runs")
         n_folds = cv["folds"]
-        seen.add(cv["fold"])
-        folds = make_folds(dev, cv["folds"])
-        held_out = [r for r in dev if folds[r.key] == cv["fold"]]
-        member = load_member(wd, i)
-        size = member.input.shape[1]
-        x, m, y = cached_arrays(data_root, held_out, size, wd / "cache")
-        mask, logits = mirrored_outputs(member, x)
+        by_fold.setdefault(cv["fold"], []).append(wd)
+    if len({len(runs) for runs in by_fold.values()}) > 1 or len(set(work_dirs)) < len(work_dirs):
+        raise ValueError(f"every fold needs the same number of distinct runs, got {[len(v) for v in by_fold.values()]}")
+
+    parts: dict[str, list] = {k: [] for k in ("mask", "logits", "truth", "y", "region", "keys", "fold")}
+    folds = make_folds(dev, n_folds)
+    for fold, runs in sorted(by_fold.items()):
+        held_out = [r for r in dev if folds[r.key] == fold]
+        members = [load_member(wd, i) for i, wd in enumerate(runs)]
+        size = members[0].input.shape[1]
+        if {m.input.shape[1] for m in members} != {size}:
+            raise ValueError(f"fold {fold}: the runs differ in input size")
+        x, m, y = cached_arrays(data_root, held_out, size, runs[0] / "cache")
+        outputs = [mirrored_outputs(member, x) for member in members]
+        mask, logits = (np.mean([o[i] for o in outputs], axis=0) for i in (0, 1))
         region = np.zeros(x.shape[:3], bool)
         for j, rec in enumerate(held_out):
             with Image.open(data_root / rec.dataset / rec.image) as im:
                 lb = letterbox_geometry(*im.size, size)
             region[j, lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width] = True
-        for k, v in zip(parts, (mask[..., 0], logits, m[..., 0] > 0.5, y, region, [r.key for r in held_out]), strict=True):
+        for k, v in zip(parts, (mask[..., 0], logits, m[..., 0] > 0.5, y, region, [r.key for r in held_out],
+                                    np.full(len(y), fold)), strict=True):
             parts[k].append(v)
-        log.info("fold %d/%d (%s): %d held-out images", cv["fold"], cv["folds"], wd.name, len(held_out))
+        log.info("fold %d/%d (%s): %d held-out images", fold, n_folds, ", ".join(wd.name for wd in runs), len(held_out))
     return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def recipes(work_dirs: list[Path]) -> list[dict]:
+    """The distinct training configurations among the runs (one per member recipe)."""
+    configs = {json.dumps(json.loads((wd / "config.json").read_text()), sort_keys=True) for wd in work_dirs}
+    return [json.loads(c) for c in sorted(configs)]
 
 
 def report(oof: dict[str, np.ndarray]) -> dict:
@@ -98,8 +115,13 @@ def report(oof: dict[str, np.ndarray]) -> dict:
             d = np.where(empty, 0.0, dice_all)
             rows.append({"suppress_mask_when_normal": when_normal, "suppress_mask_when_normal_at_least": at_least,
                          "min_area_fraction": f, "dice_mean": float(d[lesion].mean()),
-                         "normal_nonempty_rate": float((~empty[~lesion]).mean())})
+                         "normal_nonempty_rate": float((~empty[~lesion]).mean()) if (~lesion).any() else 0.0})
     chosen = pick_mask_rule(rows, "dice_mean", "normal_nonempty_rate")
+    pred = probs.argmax(axis=1)
+    per_fold = [{"fold": int(k), "n_images": int((oof["fold"] == k).sum()),
+                 "accuracy": float((pred[s] == y[s]).mean()), "macro_f1": macro_f1(y[s], pred[s]),
+                 "dice_mean": float(np.nanmean(dice[s])) if lesion[s].any() else None}
+                for k in np.unique(oof["fold"]) for s in [oof["fold"] == k]]
     return {
         "n_images": len(y),
         "n_normal": int((~lesion).sum()),
@@ -107,4 +129,5 @@ def report(oof: dict[str, np.ndarray]) -> dict:
         "figures": {k: float(v) for k, v in figures.items()},
         "outline_rule": next(r for r in rows if all(r[k] == v for k, v in chosen.items())),
         "outline_rules": rows,
+        "per_fold": per_fold,
     }

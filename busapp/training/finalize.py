@@ -265,6 +265,7 @@ def finalize(
     max_members: int = MAX_MEMBERS,
     rules_from: Path | None = None,
     version: str = MODEL_VERSION,
+    cv_report: dict | None = None,
 ) -> dict:
     """Build, export, evaluate and describe the bundle.
 
@@ -272,6 +273,10 @@ def finalize(
     temperature and mask rules are those of that earlier card, fitted on the validation split by
     the same recipe trained on train only. Nothing here is then fitted on data the members saw,
     and the test split stays untouched until the final evaluation.
+
+    ``cv_report`` (with ``rules_from``): a ``busapp-train cv-report`` of the members' own recipes
+    (checked against their configs); its out-of-fold temperature and outline rule, fitted on all
+    of train + val by models that never saw the image in question, replace the earlier card's.
     """
 
     from busapp.training.dataset import cached_arrays
@@ -282,12 +287,21 @@ def finalize(
     t0 = time.time()
     candidates = [work_dir, *(extra_work_dirs or [])]
     prior = json.loads(rules_from.read_text()) if rules_from else None
+    if cv_report is not None and prior is None:
+        raise ValueError("a cross-validation report calibrates a refit only")
     validation: dict | None = None
     if prior is not None:
         if len(candidates) > max_members:
             raise ValueError(f"a refit ships its runs as they are: at most {max_members}, got {len(candidates)}")
         work_dirs, members = candidates, [load_member(wd, i) for i, wd in enumerate(candidates)]
-        temperature = float(prior["postprocessing"]["temperature"])
+        temperature = float((cv_report or prior["postprocessing"])["temperature"])
+        if cv_report is not None:
+            from busapp.training.crossval import recipes
+
+            if recipes(work_dirs) != cv_report["recipes"]:
+                raise ValueError("the cross-validation report was made with other recipes than these members'")
+            if len(cv_report["per_fold"]) != cv_report["folds"]:
+                raise ValueError("the cross-validation report does not cover every fold")
         member_selection: dict = {
             "rule": f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
                     "(fixed epochs, last epoch kept); nothing was chosen on data they saw",
@@ -400,10 +414,30 @@ def finalize(
         del card["training"]["validation_of_final_graph"]  # the members trained on it
         if prior.get("selection_history"):
             card["selection_history"] = list(prior["selection_history"])
+        if cv_report is not None:
+            card["training"]["calibration"] = (
+                f"temperature fitted on the out-of-fold outputs of {cv_report['folds']}-fold cross-validation of "
+                f"these members' recipes over train + val ({cv_report['n_images']} images, each predicted by the "
+                "fold's runs that never trained on it, averaged as in this graph)")
+            card["cross_validation"] = {
+                "what": ("each member recipe trained once per fold on the other folds of train + val (duplicate "
+                         "groups whole), last epoch kept; every development image predicted by the runs that never "
+                         "saw it; figures at model resolution, outline rules not applied (see mask_rules_selection)"),
+                **{k: cv_report[k] for k in ("folds", "runs", "n_images", "n_normal", "figures", "per_fold")},
+            }
 
     card_path = out_dir / CARD_NAME
     _write_card(card_path, card)  # the predictor reads the card; metrics are added below
-    if prior is not None:
+    if cv_report is not None:
+        rules = {k: cv_report["outline_rule"][k] for k in MASK_RULE_KEYS}
+        card["postprocessing"].update(rules)
+        card["postprocessing"]["mask_rules_selection"] = {
+            "rule": (f"fewest outlined normal images among candidates within {DICE_TOLERANCE} of the best Dice, "
+                     f"on the {cv_report['n_images']} out-of-fold outputs ({cv_report['n_normal']} normal) of the "
+                     "members' cross-validation, at model resolution"),
+            "cross_validation": cv_report["outline_rules"],
+        }
+    elif prior is not None:
         rules = {k: prior["postprocessing"].get(k) for k in MASK_RULE_KEYS}
         card["postprocessing"].update(rules)
         card["postprocessing"]["mask_rules_selection"] = {
@@ -444,7 +478,12 @@ def finalize(
         "Burned-in calipers, text and Doppler colour occur in the training images; the model may respond to them.",
         "Probabilities are calibrated on the validation split only; they are not risk estimates for a patient.",
     ]
-    if prior is not None:
+    if cv_report is not None:
+        card["limitations"][-1] = (
+            "Probabilities use a temperature fitted on cross-validation runs, which trained on a quarter fewer "
+            "images than these members and may be less confident than they are (see the test ECE). They are not "
+            "risk estimates for a patient.")
+    elif prior is not None:
         card["limitations"][-1] = (
             "Probabilities use a temperature fitted on the validation split for members trained on the training "
             "split only; these members also trained on validation and are somewhat more confident (see the test "

@@ -111,10 +111,42 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     # The other fold, then the out-of-fold report over both: every development image once.
     work7 = tmp_path / "work7"
     argv7 = ["--data", str(data_root), "--work-dir", str(work7), *argv[6:]]
-    assert main(["fit", *argv7, "--folds", "2", "--fold", "0", "--epochs", "1"]) == 0
+    assert main(["fit", *argv7, "--folds", "2", "--fold", "0"]) == 0
     capsys.readouterr()
     assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work7)]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["n_images"] == 20 and rep["temperature"] > 0
     assert 0 <= rep["figures"]["accuracy"] <= 1 and rep["outline_rule"] in rep["outline_rules"]
-    assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work6)]) == 2  # the same fold twice
+    assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work6)]) == 2  # the same run twice
+    assert rep["folds"] == 2 and [f["fold"] for f in rep["per_fold"]] == [0, 1]
+    assert sum(f["n_images"] for f in rep["per_fold"]) == 20
+
+    # The refit (same recipe as these folds) calibrated by that report: its out-of-fold
+    # temperature and outline rule, and the cross-validation figures in the card.
+    report_path, out8 = tmp_path / "cv.json", tmp_path / "bundle8"
+    report_path.write_text(json.dumps(rep))
+    argv8 = [a if a != str(out3) else str(out8) for a in argv4]
+    refit8 = [*argv8, "--refit", "--rules-from", str(out / "card.json"), "--calibration-from", str(report_path)]
+    assert main(["finalize", *refit8]) == 0
+    card8 = json.loads((out8 / "card.json").read_text())
+    assert card8["postprocessing"]["temperature"] == rep["temperature"]
+    for k in ("suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction"):
+        assert card8["postprocessing"][k] == rep["outline_rule"][k]
+    assert card8["cross_validation"]["figures"] == rep["figures"] and "out-of-fold" in card8["training"]["calibration"]
+    assert main(["finalize", *refit8, "--ensemble-work-dir", str(work2)]) == 2  # work2's recipe was not cross-validated
+    with pytest.raises(SystemExit):  # only finalize --refit takes a report
+        main(["fit", *argv8, "--calibration-from", str(report_path)])
+
+    # An ensemble per fold (a second recipe): every fold needs the same number of runs, and
+    # their outputs are averaged before the figures.
+    work9 = tmp_path / "work9"
+    argv9 = ["--data", str(data_root), "--work-dir", str(work9), *argv[6:], "--seed", "3"]
+    assert main(["fit", *argv9, "--folds", "2", "--fold", "0"]) == 0
+    ensemble = [*argv6, "--ensemble-work-dir", str(work7), "--ensemble-work-dir", str(work9)]
+    assert main(["cv-report", *ensemble]) == 2
+    work10 = tmp_path / "work10"
+    assert main(["fit", *[a if a != str(work9) else str(work10) for a in argv9], "--folds", "2", "--fold", "1"]) == 0
+    capsys.readouterr()
+    assert main(["cv-report", *ensemble, "--ensemble-work-dir", str(work10)]) == 0
+    rep2 = json.loads(capsys.readouterr().out)
+    assert rep2["n_images"] == 20 and len(rep2["recipes"]) == 2 and len(rep2["runs"]) == 4
