@@ -26,8 +26,12 @@ ROWS = {
 
 
 def table(card: dict) -> str:
+    """Test value, interval and target per metric; with a ``cross_validation`` section, also the
+    out-of-fold figure (all development images, each predicted by models that never saw it)."""
     test = card["metrics"]["test"]
-    lines = ["| metric | value | 95% CI | issue target |", "| --- | --- | --- | --- |"]
+    cv = card.get("cross_validation", {}).get("figures")
+    head = ["metric", "test value", "95% CI", *(["cross-validation"] if cv else []), "issue target"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for key, (label, target) in ROWS.items():
         m = test[key]
         ci = " \u2013 ".join(f"{v:.3f}" for v in m["ci95"]) if "ci95" in m else ""
@@ -40,7 +44,8 @@ def table(card: dict) -> str:
         shown = f"{m['value']:.3f}"
         if target and float(shown) == target[1] and m["value"] != target[1]:
             shown = f"{m['value']:.4f}"  # rounding must not hide which side of the target it is on
-        lines.append(f"| {label} | {shown} | {ci} | {goal} |")
+        cells = [label, shown, ci, *([f"{cv[key]:.3f}"] if cv else []), goal]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

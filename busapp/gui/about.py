@@ -56,9 +56,14 @@ def model_card_html(card: dict[str, Any] | None, error: str | None = None) -> st
     if counts:
         out.append("<p class='dim'>Images: " + ", ".join(f"{E(k)} {E(str(v))}" for k, v in counts.items()) + "</p>")
     metrics = (card.get("metrics") or {}).get("test") or {}
+    cv = card.get("cross_validation") or {}
+    cv_figures = cv.get("figures") or {}
     if metrics:
         n = (card.get("metrics") or {}).get("n_test_images")
-        head = f"<p><b>Held-out test results</b>{f' ({n} images)' if n else ''}, 95% interval in brackets</p>"
+        head = f"<p><b>Held-out test results</b>{f' ({n} images)' if n else ''}, 95% interval in brackets"
+        if cv_figures:
+            head += (f"; cross-validation: each of {cv.get('n_images', '?')} development images predicted by "
+                     "models that never saw it (smaller models, a larger sample: expect new data nearer these)")
         rows = []
         for key, label in METRIC_LABELS:
             m = metrics.get(key)
@@ -66,9 +71,12 @@ def model_card_html(card: dict[str, Any] | None, error: str | None = None) -> st
                 continue
             ci = m.get("ci95")
             ci_txt = f"[{ci[0]:.2f} \u2013 {ci[1]:.2f}]" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
+            cv_txt = f"<td align='right'>&nbsp;{cv_figures[key]:.2f}</td>" if key in cv_figures else ""
             rows.append(f"<tr><td>{E(label)}</td><td align='right'><b>{m['value']:.2f}</b></td>"
-                        f"<td class='dim'>&nbsp;{ci_txt}</td></tr>")
-        out.append(head + "<table cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>")
+                        f"<td class='dim'>&nbsp;{ci_txt}</td>{cv_txt}</tr>")
+        columns = ("<tr><td></td><td class='dim'>test</td><td></td><td class='dim'>&nbsp;cross-val.</td></tr>"
+                   if cv_figures else "")
+        out.append(head + "</p><table cellspacing='0' cellpadding='2'>" + columns + "".join(rows) + "</table>")
     lim = card.get("limitations") or []
     if lim:
         out.append("<p><b>Limitations</b></p><ul>" + "".join(f"<li>{E(str(x))}</li>" for x in lim) + "</ul>")

@@ -90,7 +90,8 @@ def recipes(work_dirs: list[Path]) -> list[dict]:
 
 def report(oof: dict[str, np.ndarray]) -> dict:
     """Classification and segmentation figures over the out-of-fold images, the temperature
-    they fit, and the outline rule the finalize rule would choose on them."""
+    they fit, and the outline rule the finalize rule would choose on them. ``figures`` apply that
+    rule (as the card's test figures apply the shipped one); the raw masks' are also given."""
     y, logits = oof["y"], oof["logits"]
     temperature = fit_temperature(logits, y)
     probs = softmax(logits / temperature)
@@ -99,35 +100,42 @@ def report(oof: dict[str, np.ndarray]) -> dict:
     lesion = y > 0
 
     dice_all = dice_per_image(pred_masks, truth)
-    dice = np.where(lesion, dice_all, np.nan)
     inter = (pred_masks & truth).sum(axis=(1, 2))
-    iou = np.where(lesion, inter / np.maximum((pred_masks | truth).sum(axis=(1, 2)), 1), np.nan)
+    iou_all = inter / np.maximum((pred_masks | truth).sum(axis=(1, 2)), 1)
     area = (pred_masks & oof["region"]).sum(axis=(1, 2)) / oof["region"].sum(axis=(1, 2))
-    figures = point_metrics(y, probs, dice, iou, pred_masks.any(axis=(1, 2)))
-    figures["ece_untempered"] = expected_calibration_error(softmax(logits), y)
 
-    rows = []
+    def figures(empty: np.ndarray) -> dict[str, float]:
+        """The card's test figures, with the masks in ``empty`` withheld."""
+        dice = np.where(lesion, np.where(empty, 0.0, dice_all), np.nan)
+        iou = np.where(lesion, np.where(empty, 0.0, iou_all), np.nan)
+        out = point_metrics(y, probs, dice, iou, pred_masks.any(axis=(1, 2)) & ~empty)
+        return {k: float(v) for k, v in out.items()}
+
+    rows, empties = [], []
     for when_normal, at_least in SUPPRESS_CANDIDATES:
         withheld = np.array([outline_suppressed(p, CLASSES, LOW_CONFIDENCE_BELOW, when_normal, at_least) is not None
                              for p in probs])
         for f in MIN_AREA_CANDIDATES:
             empty = withheld | (area < f) | ~pred_masks.any(axis=(1, 2))
-            d = np.where(empty, 0.0, dice_all)
+            empties.append(empty)
             rows.append({"suppress_mask_when_normal": when_normal, "suppress_mask_when_normal_at_least": at_least,
-                         "min_area_fraction": f, "dice_mean": float(d[lesion].mean()),
+                         "min_area_fraction": f, "dice_mean": float(np.where(empty, 0.0, dice_all)[lesion].mean()),
                          "normal_nonempty_rate": float((~empty[~lesion]).mean()) if (~lesion).any() else 0.0})
     chosen = pick_mask_rule(rows, "dice_mean", "normal_nonempty_rate")
-    pred = probs.argmax(axis=1)
+    i_chosen = next(i for i, r in enumerate(rows) if all(r[k] == v for k, v in chosen.items()))
+    pred, kept = probs.argmax(axis=1), np.where(empties[i_chosen], 0.0, dice_all)
     per_fold = [{"fold": int(k), "n_images": int((oof["fold"] == k).sum()),
                  "accuracy": float((pred[s] == y[s]).mean()), "macro_f1": macro_f1(y[s], pred[s]),
-                 "dice_mean": float(np.nanmean(dice[s])) if lesion[s].any() else None}
+                 "dice_mean": float(kept[s & lesion].mean()) if (s & lesion).any() else None}
                 for k in np.unique(oof["fold"]) for s in [oof["fold"] == k]]
     return {
         "n_images": len(y),
         "n_normal": int((~lesion).sum()),
         "temperature": temperature,
-        "figures": {k: float(v) for k, v in figures.items()},
-        "outline_rule": next(r for r in rows if all(r[k] == v for k, v in chosen.items())),
+        "figures": figures(empties[i_chosen]),
+        "figures_without_outline_rule": {**figures(~pred_masks.any(axis=(1, 2))),
+                                         "ece_untempered": expected_calibration_error(softmax(logits), y)},
+        "outline_rule": rows[i_chosen],
         "outline_rules": rows,
         "per_fold": per_fold,
     }

@@ -422,8 +422,9 @@ def finalize(
             card["cross_validation"] = {
                 "what": ("each member recipe trained once per fold on the other folds of train + val (duplicate "
                          "groups whole), last epoch kept; every development image predicted by the runs that never "
-                         "saw it; figures at model resolution, outline rules not applied (see mask_rules_selection)"),
-                **{k: cv_report[k] for k in ("folds", "runs", "n_images", "n_normal", "figures", "per_fold")},
+                         "saw it; figures at model resolution, with the outline rule chosen on them (see mask_rules_selection)"),
+                **{k: cv_report[k] for k in ("folds", "runs", "n_images", "n_normal", "figures",
+                                             "figures_without_outline_rule", "per_fold")},
             }
 
     card_path = out_dir / CARD_NAME

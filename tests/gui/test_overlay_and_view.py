@@ -160,6 +160,13 @@ def test_about_shows_version_model_card_and_licences(qtbot, bundle_dir) -> None:
     assert "Limitations" in text
     assert f"busapp {__version__}" in dlg.title_label.text()
 
+    # A card with cross-validation figures shows them beside the test figures, said for what they are.
+    cv_card = {**card, "cross_validation": {"n_images": 762, "figures": {"accuracy": 0.777, "macro_f1": 0.6543}}}
+    cv_html = model_card_html(cv_card)
+    assert "cross-val." in cv_html and "762 development images" in cv_html
+    assert ">&nbsp;0.78</td>" in cv_html and ">&nbsp;0.65</td>" in cv_html
+    assert "cross-val." not in model_card_html({**card, "cross_validation": None})
+
 
 def _analysis(probs: dict[str, float], low: bool) -> Analysis:
     label = max(probs, key=probs.__getitem__)
