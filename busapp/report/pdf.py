@@ -110,14 +110,17 @@ def build_report_data(
 
 
 def _metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """Test value, 95% interval and, where the card has it, the cross-validation figure."""
     test = (card.get("metrics") or {}).get("test") or {}
+    cv = (card.get("cross_validation") or {}).get("figures") or {}
     rows = []
     for key, label in METRIC_LABELS:
         v = test.get(key)
         if isinstance(v, dict) and "value" in v:
             ci = v.get("ci95")
-            ci_s = f"  (95% CI {ci[0]:.2f}-{ci[1]:.2f})" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
-            rows.append((label, f"{v['value']:.2f}{ci_s}"))
+            extra = [f"95% CI {ci[0]:.2f}-{ci[1]:.2f}"] if isinstance(ci, list | tuple) and len(ci) == 2 else []
+            extra += [f"cross-validation {cv[key]:.2f}"] if key in cv else []
+            rows.append((label, f"{v['value']:.2f}" + (f"  ({'; '.join(extra)})" if extra else "")))
     return rows
 
 

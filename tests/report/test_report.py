@@ -211,3 +211,18 @@ def test_report_says_why_an_outline_is_withheld(sample_images: list[Path], qapp)
                       model_version="test", low_confidence=True, outline_note=note)
     data = build_report_data(loaded, pred, None, {"name": "busnet"})
     assert note in " ".join(report_text(data))
+
+
+def test_report_gives_cross_validation_figures_beside_the_test_figures(sample_images: list[Path], qapp) -> None:
+    from busapp.report.pdf import build_report_data
+
+    loaded = load_image(sample_images[0])
+    pred = Prediction(label="benign", probabilities={"normal": 0.1, "benign": 0.7, "malignant": 0.2},
+                      mask=np.zeros((loaded.height, loaded.width), bool), model_name="busnet", model_version="test",
+                      low_confidence=False)
+    card = {"name": "busnet", "metrics": {"test": {"accuracy": {"value": 0.875, "ci95": [0.8, 0.94]}}}}
+    plain = " ".join(report_text(build_report_data(loaded, pred, None, card)))
+    assert "0.88  (95% CI 0.80-0.94)" in plain and "cross-validation" not in plain
+    card["cross_validation"] = {"figures": {"accuracy": 0.7771}}
+    plain = " ".join(report_text(build_report_data(loaded, pred, None, card)))
+    assert "0.88  (95% CI 0.80-0.94; cross-validation 0.78)" in plain
