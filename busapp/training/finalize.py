@@ -306,7 +306,8 @@ def finalize(
             "rule": f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
                     "(fixed epochs, last epoch kept); nothing was chosen on data they saw",
         }
-        log.info("refit: %d member(s), temperature and mask rules from %s %s", len(members), prior["name"], prior["version"])
+        source = "the cross-validation report" if cv_report is not None else f"{prior['name']} {prior['version']}"
+        log.info("refit: %d member(s), temperature and outline rule from %s", len(members), source)
     else:
         loaded, chosen, member_table = compare_runs(candidates, records_val, data_root, cfg.size, max_members)
         xv, _mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
