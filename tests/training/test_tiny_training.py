@@ -84,6 +84,12 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
         assert card3["postprocessing"][k] == card["postprocessing"][k]
     assert "validation_of_final_graph" not in card3["training"]
     assert Predictor(out3).predict(np.full((40, 40), 90, np.uint8)).mask.shape == (40, 40)
+    # More members than --max-members (default 2) are refused, not silently dropped.
+    three = [*argv4, "--refit", "--rules-from", str(out / "card.json"), "--ensemble-work-dir", str(work3),
+             "--ensemble-work-dir", str(work3)]
+    assert main(["finalize", *three]) == 2
+    assert main(["finalize", *three, "--max-members", "3"]) == 0
+    assert json.loads((out3 / "card.json").read_text())["architecture"]["inference"].startswith("3 trained member(s)")
 
     # Mask rules chosen again on validation for a train-only bundle (a refit then carries them
     # over); a refit bundle is refused, as its members saw the validation images.
