@@ -49,7 +49,7 @@ def _setup_logging(work_dir: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from busapp.training.finalize import MODEL_VERSION
+    from busapp.training.finalize import MAX_MEMBERS, MODEL_VERSION
     from busapp.training.fit import FitConfig
 
     p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="finalize --refit: a cv-report JSON of the members' recipes; its out-of-fold temperature "
                         "and outline rule replace those of --rules-from")
     p.add_argument("--model-version", default=None, help="finalize: the version written to the card")
-    p.add_argument("--max-members", type=int, default=None,
-                   help="finalize: at most this many runs in the shipped graph (default 2: each adds ~12 ms "
-                        "per image on LiteRT and ~14 MB)")
+    p.add_argument("--max-members", type=int, default=MAX_MEMBERS,
+                   help="finalize: at most this many runs in the shipped graph (default %(default)s; each adds ~12 ms per image "
+                        "on LiteRT and ~14 MB)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                      args.bootstrap, extra_work_dirs=args.ensemble_work_dir,
                      rules_from=args.rules_from if args.refit else None, version=args.model_version,
                      cv_report=json.loads(args.calibration_from.read_text()) if args.calibration_from else None,
-                     **({"max_members": args.max_members} if args.max_members else {}))
+                     max_members=args.max_members)
         except ValueError as e:
             print(f"busapp-train: {e}", file=sys.stderr)
             return 2
