@@ -64,6 +64,11 @@ class ModelBundle:
         return float(self.card["postprocessing"].get("min_area_fraction", 0.0))
 
     @property
+    def mask_keep(self) -> str:
+        """"all" regions over the threshold, or the "largest" one with its holes filled."""
+        return str(self.card["postprocessing"].get("mask_keep", "all"))
+
+    @property
     def suppress_mask_when_normal(self) -> bool:
         return bool(self.card["postprocessing"].get("suppress_mask_when_normal", False))
 
@@ -96,6 +101,9 @@ class ModelBundle:
                 )
 
 
+MASK_KEEP = ("all", "largest")  # the card's postprocessing.mask_keep values
+
+
 def load_bundle(directory: Path | None = None, verify: bool = True) -> ModelBundle:
     directory = Path(directory or default_bundle_dir())
     card_path = directory / CARD_NAME
@@ -106,6 +114,8 @@ def load_bundle(directory: Path | None = None, verify: bool = True) -> ModelBund
         for key in ("name", "version", "classes", "input", "files", "postprocessing"):
             card[key]
         card["files"]["tflite"]["sha256"]
+        if card["postprocessing"].get("mask_keep", "all") not in MASK_KEEP:
+            raise ValueError(f"unknown mask_keep {card['postprocessing']['mask_keep']!r}")
     except (ValueError, KeyError, TypeError) as e:
         raise ModelBundleError(f"The model card {card_path} is unreadable or incomplete ({e}).") from e
     bundle = ModelBundle(directory, card)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from busapp.core.measure import largest_component
 from busapp.core.model_bundle import ModelBundle, ModelBundleError, load_bundle
 from busapp.core.preprocess import Letterbox, mask_from_output, preprocess
 
@@ -38,21 +39,24 @@ def outline_suppressed(
 
 
 def lesion_mask(
-    prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, suppressed: bool = False
+    prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, suppressed: bool = False,
+    keep: str = "all",
 ) -> np.ndarray:
     """Model probability map -> bool mask at the original size.
 
     A mask covering less than ``min_area_fraction`` of the image is dropped as noise, and so is
     any outline the card's rules withhold (``outline_suppressed``: the classifier calls the image
-    normal, or gives normal enough probability). The rules are chosen on the validation split at
-    training time and stored in the model card.
+    normal, or gives normal enough probability). With ``keep="largest"`` only the largest
+    8-connected region is outlined, holes filled. The rules are chosen at training time (on
+    validation or cross-validation outputs) and stored in the model card.
     """
     if suppressed:
         return np.zeros((lb.src_height, lb.src_width), bool)
     region = prob[lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width]
     if (region >= threshold).mean() < min_area_fraction:
         return np.zeros((lb.src_height, lb.src_width), bool)
-    return mask_from_output(prob, lb, threshold)
+    mask = mask_from_output(prob, lb, threshold)
+    return largest_component(mask) if keep == "largest" else mask
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ class Predictor:
         return Prediction(
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
-            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, note is not None),
+            mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, note is not None, b.mask_keep),
             model_name=b.name,
             model_version=b.version,
             low_confidence=bool(probs[k] < b.low_confidence_below),

@@ -7,7 +7,8 @@
     busapp-train compare --work-dir A --ensemble-work-dir B ...
                                        # score runs and pairs on validation only (no test peeking)
     busapp-train cv-report --work-dir FOLD0 --ensemble-work-dir FOLD1 ...
-                                       # out-of-fold figures, temperature and outline rule of
+                                       # out-of-fold figures, calibration (temperature, class
+                                       # bias), mask post-processing and outline rule of
                                        # cross-validation runs (fit --folds N --fold K)
     busapp-train select-rules BUNDLE --out DIR
                                        # a copy of a train-only bundle with its mask rules chosen
@@ -86,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rules-from", type=Path, default=DEFAULT_BUNDLE / "card.json",
                    help="finalize --refit: the card whose temperature and mask rules to carry over")
     p.add_argument("--calibration-from", type=Path, default=None,
-                   help="finalize --refit: a cv-report JSON of the members' recipes; its out-of-fold temperature "
-                        "and outline rule replace those of --rules-from")
+                   help="finalize --refit: a cv-report JSON of the members' recipes; its out-of-fold calibration, "
+                        "mask post-processing and outline rule replace those of --rules-from")
     p.add_argument("--model-version", default=None, help="finalize: the version written to the card")
     p.add_argument("--max-members", type=int, default=MAX_MEMBERS,
                    help="finalize: at most this many runs in the shipped graph (default %(default)s; each adds ~12 ms per image "

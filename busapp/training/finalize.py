@@ -48,6 +48,49 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
+def fit_temperature_bias(logits: np.ndarray, y: np.ndarray, iterations: int = 100) -> tuple[float, list[float]]:
+    """Bias-corrected temperature scaling (Alexandari et al. 2020): the T and per-class b that
+    minimise the NLL of softmax(z / T + b). Convex in (1/T, b): Newton steps with step halving.
+    b is returned centred (softmax ignores a shift common to all classes)."""
+    n, k = logits.shape
+    onehot = np.eye(k)[y]
+
+    def nll_grad_hess(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        z = theta[0] * logits + np.concatenate([[0.0], theta[1:]])  # class 0's bias is the reference
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        nll = -np.log(np.maximum(p[np.arange(n), y], 1e-300)).mean()
+        jac = np.zeros((n, k, k))  # d z_c / d theta_j, per image
+        jac[:, :, 0] = logits
+        jac[:, 1:, 1:] = np.eye(k - 1)
+        r = p - onehot
+        grad = np.einsum("nc,ncj->j", r, jac) / n
+        cov = p[:, :, None] * np.eye(k)[None] - p[:, :, None] * p[:, None, :]
+        hess = np.einsum("nci,ncd,ndj->ij", jac, cov, jac) / n
+        return float(nll), grad, hess
+
+    theta = np.concatenate([[1.0 / fit_temperature(logits, y)], np.zeros(k - 1)])
+    nll, grad, hess = nll_grad_hess(theta)
+    for _ in range(iterations):
+        step = np.linalg.solve(hess + 1e-9 * np.eye(k), grad)
+        t = 1.0
+        while t > 1e-6:
+            trial = nll_grad_hess(theta - t * step)
+            if trial[0] <= nll:
+                break
+            t /= 2
+        else:
+            break
+        theta = theta - t * step
+        converged = nll - trial[0] < 1e-12
+        nll, grad, hess = trial
+        if converged:
+            break
+    bias = np.concatenate([[0.0], theta[1:]])
+    return float(1.0 / theta[0]), [float(v) for v in bias - bias.mean()]
+
+
 def predict_records(predictor: Predictor, records: list[Record], data_root: Path) -> dict[str, np.ndarray]:
     """Per-image outputs on a list of records, at each image's original resolution."""
     probs, dice, iou, nonempty = [], [], [], []
@@ -118,7 +161,7 @@ def choose_mask_rules(predictor: Predictor, records: list[Record], data_root: Pa
             dice, nonempty = [], []
             for prob, lb, probs, truth in cached:
                 withheld = outline_suppressed(probs, b.classes, b.low_confidence_below, when_normal, at_least) is not None
-                m = lesion_mask(prob, lb, b.mask_threshold, f, withheld)
+                m = lesion_mask(prob, lb, b.mask_threshold, f, withheld, b.mask_keep)
                 if truth is None:
                     nonempty.append(bool(m.any()))
                 else:
@@ -291,11 +334,15 @@ def finalize(
     if cv_report is not None and prior is None:
         raise ValueError("a cross-validation report calibrates a refit only")
     validation: dict | None = None
+    class_bias: list[float] | None = None
     if prior is not None:
         if len(candidates) > max_members:
             raise ValueError(f"a refit ships its runs as they are: at most {max_members}, got {len(candidates)}")
         work_dirs, members = candidates, [load_member(wd, i) for i, wd in enumerate(candidates)]
         temperature = float((cv_report or prior["postprocessing"])["temperature"])
+        class_bias = (cv_report or prior["postprocessing"]).get("class_bias")
+        if class_bias is not None and not any(class_bias):
+            class_bias = None  # a zero bias: the graph stays as without one
         if cv_report is not None:
             from busapp.training.crossval import recipes
 
@@ -331,7 +378,7 @@ def finalize(
         log.info("validation (final graph, model resolution): %s", validation)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = inference_model(members, temperature)
+    final = inference_model(members, temperature, class_bias=class_bias)
     keras_path, tflite_path = out_dir / f"{MODEL_NAME}.keras", out_dir / f"{MODEL_NAME}.tflite"
     save_keras(final, keras_path)
     export_tflite(final, tflite_path)
@@ -352,7 +399,8 @@ def finalize(
         },
         "input": {"tensor": "image", "size": cfg.size, "channels": 1, "dtype": "float32", "layout": "NHWC, batch 1"},
         "outputs": {
-            "probs": "(1, 3) softmax of temperature-scaled logits, in the order of 'classes'",
+            "probs": ("(1, 3) softmax of temperature-scaled logits" + (" plus the class bias" if class_bias else "")
+                      + ", in the order of 'classes'"),
             "mask": "(1, size, size, 1) lesion probability per pixel of the letterboxed input",
         },
         "classes": list(CLASSES),
@@ -366,6 +414,8 @@ def finalize(
         "postprocessing": {
             "mask_threshold": MASK_THRESHOLD,
             "mask_resize": "probability map cropped to the letterbox, bilinear to the original size, then thresholded",
+            "mask_keep": "all",
+            "mask_keep_note": "'all' regions over the threshold, or only the 'largest' 8-connected one, holes filled",
             "min_area_fraction": 0.0,
             "min_area_fraction_note": "a mask covering less than this share of the image (letterbox region) is dropped",
             "suppress_mask_when_normal": False,
@@ -373,6 +423,8 @@ def finalize(
             "suppress_mask_when_normal_at_least": None,
             "suppress_mask_at_least_note": "if set, no outline when p(normal) reaches this value, whatever the top class",
             "temperature": temperature,
+            "class_bias": class_bias,
+            "class_bias_note": "if set, probabilities are softmax(logits / temperature + class_bias), in the order of 'classes'",
             "low_confidence_below": LOW_CONFIDENCE_BELOW,
         },
         "architecture": {
@@ -418,7 +470,8 @@ def finalize(
             card["selection_history"] = list(prior["selection_history"])
         if cv_report is not None:
             card["training"]["calibration"] = (
-                f"temperature fitted on the out-of-fold outputs of {cv_report['folds']}-fold cross-validation of "
+                ("temperature and class bias" if class_bias else "temperature")
+                + f" fitted on the out-of-fold outputs of {cv_report['folds']}-fold cross-validation of "
                 f"these members' recipes over train + val ({cv_report['n_images']} images, each predicted by the "
                 "fold's runs that never trained on it, averaged as in this graph)")
             card["cross_validation"] = {
@@ -434,6 +487,15 @@ def finalize(
     if cv_report is not None:
         rules = {k: cv_report["outline_rule"][k] for k in MASK_RULE_KEYS}
         card["postprocessing"].update(rules)
+        if "mask_postprocessing" in cv_report:  # reports older than the choice keep 0.5, all regions
+            pp = cv_report["mask_postprocessing"]
+            card["postprocessing"].update(mask_threshold=pp["mask_threshold"], mask_keep=pp["mask_keep"])
+            card["postprocessing"]["mask_postprocessing_selection"] = {
+                "rule": pp["rule"] + f", on the {cv_report['n_images']} out-of-fold outputs at model resolution",
+                "cross_validation": pp["candidates"]}
+        if "calibration" in cv_report:
+            card["training"]["calibration_selection"] = {
+                k: cv_report["calibration"][k] for k in ("rule", "leave_one_fold_out", "bias_adopted")}
         card["postprocessing"]["mask_rules_selection"] = {
             "rule": (f"fewest outlined normal images among candidates within {DICE_TOLERANCE} of the best Dice, "
                      f"on the {cv_report['n_images']} out-of-fold outputs ({cv_report['n_normal']} normal) of the "
@@ -443,6 +505,8 @@ def finalize(
     elif prior is not None:
         rules = {k: prior["postprocessing"].get(k) for k in MASK_RULE_KEYS}
         card["postprocessing"].update(rules)
+        card["postprocessing"].update({k: prior["postprocessing"][k] for k in ("mask_threshold", "mask_keep")
+                                       if k in prior["postprocessing"]})
         card["postprocessing"]["mask_rules_selection"] = {
             "rule": f"carried over from {prior['name']} {prior['version']}, chosen there on the validation split",
             "validation": prior["postprocessing"].get("mask_rules_selection", {}).get("validation", []),

@@ -100,13 +100,18 @@ class HorizontalFlip(layers.Layer):
         return ops.flip(x, axis=2)
 
 
-def inference_model(members: keras.Model | list[keras.Model], temperature: float = 1.0, flip_tta: bool = True) -> keras.Model:
-    """Probabilities instead of logits: {"mask": (N,H,W,1) sigmoid, "probs": (N,3) softmax(z / T)}.
+def inference_model(
+    members: keras.Model | list[keras.Model], temperature: float = 1.0, flip_tta: bool = True,
+    class_bias: list[float] | None = None,
+) -> keras.Model:
+    """Probabilities instead of logits: {"mask": (N,H,W,1) sigmoid, "probs": (N,3) softmax(z / T + b)}.
 
     ``members``: one trained model or several (an ensemble of training runs); their logits are
     averaged. With ``flip_tta`` each also sees the mirror image (breast ultrasound has no
     preferred left-right orientation): steadier outlines and probabilities for more compute,
     which the latency budget allows. One graph, so the app still runs one model file.
+    ``class_bias`` (b, one per class; default none) is bias-corrected temperature scaling's shift
+    of the class priors, fitted with T on held-out outputs.
     """
     members = members if isinstance(members, list) else [members]
     inp = keras.Input(members[0].input.shape[1:], name="image")
@@ -124,6 +129,7 @@ def inference_model(members: keras.Model | list[keras.Model], temperature: float
     mask_logits = layers.Average(name="avg_mask")(mask_terms) if average else mask_terms[0]
     class_logits = layers.Average(name="avg_class")(class_terms) if average else class_terms[0]
     mask = layers.Activation("sigmoid", name="mask")(mask_logits)
-    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(class_logits)
+    offset = [float(v) for v in class_bias] if class_bias is not None else 0.0
+    scaled = layers.Rescaling(1.0 / temperature, offset=offset, name="temperature")(class_logits)
     probs = layers.Softmax(name="probs")(scaled)
     return keras.Model(inp, {"mask": mask, "probs": probs}, name="busnet_inference")

@@ -46,3 +46,33 @@ def test_predictor_withholds_the_outline_and_says_why(bundle_dir, sample_images,
     assert not withheld.mask.any() and withheld.mask.shape == image.shape
     assert withheld.probabilities == pytest.approx(shown.probabilities)
     assert withheld.to_json()["outline_note"] == withheld.outline_note and "normal" in withheld.outline_note
+
+
+def test_largest_region_keeps_one_filled_outline():
+    from busapp.core.predictor import lesion_mask
+    from busapp.core.preprocess import letterbox_geometry
+
+    lb = letterbox_geometry(64, 64, 64)  # no padding, no resizing
+    prob = np.zeros((64, 64), np.float32)
+    prob[10:30, 10:30] = 0.9
+    prob[15:20, 15:20] = 0.1  # a hole
+    prob[50:55, 50:55] = 0.9  # a stray blob
+    every = lesion_mask(prob, lb, 0.5, 0.0)
+    largest = lesion_mask(prob, lb, 0.5, 0.0, keep="largest")
+    assert every[52, 52] and not largest[52, 52]
+    assert not every[17, 17] and largest[17, 17]
+    assert largest.sum() == 400
+
+
+def test_predictor_applies_the_cards_mask_keep(bundle_dir, sample_images, tmp_path):
+    from busapp.core.measure import largest_component
+    from busapp.core.model_bundle import ModelBundleError
+
+    with Image.open(sample_images[0]) as im:
+        image = np.asarray(im.convert("L"))
+    open_rules = dict(suppress_mask_when_normal=False, suppress_mask_when_normal_at_least=None, min_area_fraction=0.0)
+    every = Predictor(_copy_with_rules(bundle_dir, tmp_path / "a", **open_rules, mask_keep="all")).predict(image)
+    one = Predictor(_copy_with_rules(bundle_dir, tmp_path / "b", **open_rules, mask_keep="largest")).predict(image)
+    assert one.mask.any() and np.array_equal(one.mask, largest_component(every.mask))
+    with pytest.raises(ModelBundleError, match="mask_keep"):
+        Predictor(_copy_with_rules(bundle_dir, tmp_path / "c", mask_keep="biggest"))

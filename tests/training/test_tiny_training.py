@@ -139,7 +139,29 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     for k in ("suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction"):
         assert card8["postprocessing"][k] == rep["outline_rule"][k]
     assert card8["cross_validation"]["figures"] == rep["figures"] and "out-of-fold" in card8["training"]["calibration"]
+    assert card8["postprocessing"]["mask_keep"] == rep["mask_postprocessing"]["mask_keep"]
+    assert card8["postprocessing"]["mask_threshold"] == rep["mask_postprocessing"]["mask_threshold"]
+    assert card8["training"]["calibration_selection"]["bias_adopted"] == rep["calibration"]["bias_adopted"]
     assert main(["finalize", *refit8, "--ensemble-work-dir", str(work2)]) == 2  # work2's recipe was not cross-validated
+
+    # A report that adopted a class bias and the largest region: the graph adds the bias to the
+    # tempered logits (same members and temperature: probabilities shift by exp(b)), the card says so.
+    bias = [0.4, -0.1, -0.3]
+    forced = {**rep, "class_bias": bias, "mask_postprocessing": {**rep["mask_postprocessing"], "mask_threshold": 0.4,
+                                                                 "mask_keep": "largest"}}
+    forced_path, out8b = tmp_path / "cv-forced.json", tmp_path / "bundle8b"
+    forced_path.write_text(json.dumps(forced))
+    refit8b = [a if a not in (str(out8), str(report_path)) else {str(out8): str(out8b)}.get(a, str(forced_path))
+               for a in refit8]
+    assert main(["finalize", *refit8b]) == 0
+    card8b = json.loads((out8b / "card.json").read_text())
+    assert card8b["postprocessing"]["class_bias"] == bias and "class bias" in card8b["training"]["calibration"]
+    assert (card8b["postprocessing"]["mask_threshold"], card8b["postprocessing"]["mask_keep"]) == (0.4, "largest")
+    image = np.asarray(np.random.default_rng(5).integers(0, 255, (48, 40)), np.uint8)
+    plain = np.array(list(Predictor(out8).predict(image).probabilities.values()))
+    shifted = np.array(list(Predictor(out8b).predict(image).probabilities.values()))
+    ratio = np.exp(np.array(bias) - np.array(rep["class_bias"]))  # softmax(z/T + b) against softmax(z/T + b_rep)
+    assert np.allclose(shifted, plain * ratio / (plain * ratio).sum(), atol=1e-5)
     with pytest.raises(SystemExit):  # only finalize --refit takes a report
         main(["fit", *argv8, "--calibration-from", str(report_path)])
 
