@@ -150,7 +150,7 @@ def choose_mask_postprocessing(oof: dict[str, np.ndarray]) -> dict:
             dice = dice_per_image(masks, oof["truth"])
             rows.append({"mask_threshold": t, "mask_keep": keep, "dice_mean": float(dice[lesion].mean()),
                          "dice_per_fold": [float(dice[lesion & (fold == k)].mean()) for k in np.unique(fold)],
-                         "normal_nonempty_rate": float(masks[~lesion].any(axis=(1, 2)).mean())})
+                         "normal_nonempty_rate": float(masks[~lesion].any(axis=(1, 2)).mean()) if (~lesion).any() else 0.0})
     base = next(r for r in rows if r["mask_threshold"] == MASK_THRESHOLD and r["mask_keep"] == "all")
     best = max(rows, key=lambda r: r["dice_mean"])
     folds_gained = sum(b > a for a, b in zip(base["dice_per_fold"], best["dice_per_fold"], strict=True))
