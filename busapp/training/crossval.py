@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from busapp.core.measure import largest_component
+from busapp.core.model_bundle import MASK_KEEP
 from busapp.core.predictor import outline_suppressed
 from busapp.core.preprocess import letterbox_geometry
 from busapp.training.data import CLASSES, Record
@@ -97,7 +98,6 @@ def recipes(work_dirs: list[Path]) -> list[dict]:
 BIAS_MIN_MACRO_F1_GAIN = 0.005
 BIAS_MAX_ECE_LOSS = 0.01
 POSTPROCESS_THRESHOLDS = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65)
-POSTPROCESS_KEEP = ("all", "largest")
 POSTPROCESS_MIN_DICE_GAIN = 0.003
 
 
@@ -133,7 +133,7 @@ def postprocessed_masks(mask_logits: np.ndarray, threshold: float, keep: str) ->
     """Model-resolution masks as the app would draw them with this threshold and ``keep``."""
     masks = mask_logits >= np.log(threshold / (1 - threshold))
     if keep == "largest":
-        masks = np.stack([largest_component(m) if m.any() else m for m in masks])
+        masks = np.stack([largest_component(m) for m in masks])
     return masks
 
 
@@ -144,7 +144,7 @@ def choose_mask_postprocessing(oof: dict[str, np.ndarray]) -> dict:
     gains in most folds, and leaves no more normal images outlined."""
     lesion, fold = oof["y"] > 0, oof["fold"]
     rows = []
-    for keep in POSTPROCESS_KEEP:
+    for keep in MASK_KEEP:
         for t in POSTPROCESS_THRESHOLDS:
             masks = postprocessed_masks(oof["mask"], t, keep)
             dice = dice_per_image(masks, oof["truth"])

@@ -54,6 +54,9 @@ def fit_temperature_bias(logits: np.ndarray, y: np.ndarray, iterations: int = 10
     b is returned centred (softmax ignores a shift common to all classes)."""
     n, k = logits.shape
     onehot = np.eye(k)[y]
+    jac = np.zeros((n, k, k))  # d z_c / d theta_j, per image: theta = (1/T, b_1 .. b_k-1)
+    jac[:, :, 0] = logits
+    jac[:, 1:, 1:] = np.eye(k - 1)
 
     def nll_grad_hess(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         z = theta[0] * logits + np.concatenate([[0.0], theta[1:]])  # class 0's bias is the reference
@@ -61,9 +64,6 @@ def fit_temperature_bias(logits: np.ndarray, y: np.ndarray, iterations: int = 10
         p = np.exp(z)
         p /= p.sum(axis=1, keepdims=True)
         nll = -np.log(np.maximum(p[np.arange(n), y], 1e-300)).mean()
-        jac = np.zeros((n, k, k))  # d z_c / d theta_j, per image
-        jac[:, :, 0] = logits
-        jac[:, 1:, 1:] = np.eye(k - 1)
         r = p - onehot
         grad = np.einsum("nc,ncj->j", r, jac) / n
         cov = p[:, :, None] * np.eye(k)[None] - p[:, :, None] * p[:, None, :]
@@ -80,7 +80,7 @@ def fit_temperature_bias(logits: np.ndarray, y: np.ndarray, iterations: int = 10
             if trial[0] <= nll:
                 break
             t /= 2
-        else:
+        else:  # no step length lowers the NLL: at the minimum
             break
         theta = theta - t * step
         converged = nll - trial[0] < 1e-12
