@@ -2,7 +2,7 @@
 
 Prints the median and spread of (a) the model alone (both tasks, one forward pass) and (b) the
 whole ``Predictor.predict`` call (preprocessing, model, mask back to the image size), on real
-images. Run: .venv/bin/python benchmarks/bench_inference.py [--threads 2] [--repeats 50]
+images. Run: .venv/bin/python benchmarks/bench_inference.py [--threads 2] [--repeats 50] [--bundle DIR]
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=50)
+    ap.add_argument("--bundle", type=Path, default=None, help="a model bundle folder (default: the shipped one)")
     ap.add_argument("images", nargs="*", type=Path)
     args = ap.parse_args()
     files = args.images or sorted((REPO / "resources" / "samples").glob("*.png"))
     images = [load_image(f).frame(0) for f in files]
 
     t = time.perf_counter()
-    predictor = Predictor(num_threads=args.threads)
+    predictor = Predictor(args.bundle, num_threads=args.threads)
     print(f"model {predictor.bundle.name} {predictor.bundle.version}, input {predictor.bundle.input_size} px, "
           f"{args.threads} threads; load + sha256 check {1000 * (time.perf_counter() - t):.0f} ms")
     inputs = [preprocess(im, predictor.bundle.input_size)[0] for im in images]

@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibration-from", type=Path, default=None,
                    help="finalize --refit: a cv-report JSON of the members' recipes; its out-of-fold calibration, "
                         "mask post-processing and outline rule replace those of --rules-from")
+    p.add_argument("--zoom-in", action="store_true",
+                   help="cv-report: each member also sees the central 90%% of the image enlarged (a third "
+                        "test-time view); finalize --calibration-from then builds the graph with it")
     p.add_argument("--model-version", default=None, help="finalize: the version written to the card")
     p.add_argument("--max-members", type=int, default=MAX_MEMBERS,
                    help="finalize: at most this many runs in the shipped graph (default %(default)s; each adds ~12 ms per image "
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args.model_version = args.model_version or MODEL_VERSION
     if args.calibration_from and not (args.refit and args.command == "finalize"):
         p.error("--calibration-from goes with finalize --refit")
+    if args.zoom_in and args.command != "cv-report":
+        p.error("--zoom-in goes with cv-report (finalize reads the views from --calibration-from)")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     data_root = args.data or default_data_root()
@@ -153,15 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "cv-report":
         from busapp.training.crossval import out_of_fold, recipes, report
+        from busapp.training.model import test_time_views
 
         runs = [args.work_dir, *args.ensemble_work_dir]
         try:
-            rep = report(out_of_fold(runs, split("train") + split("val"), data_root))
+            rep = report(out_of_fold(runs, split("train") + split("val"), data_root, zoom_in=args.zoom_in))
         except ValueError as e:
             print(f"busapp-train: {e}", file=sys.stderr)
             return 2
         rep = {"folds": json.loads((runs[0] / "cv.json").read_text())["folds"], "runs": [wd.name for wd in runs],
-               "recipes": recipes(runs), **rep}
+               "recipes": recipes(runs), "test_time_views": test_time_views(args.zoom_in), **rep}
         print(json.dumps(rep, indent=1))
         return 0
     if args.command == "compare":

@@ -29,7 +29,7 @@ from busapp.training.finalize import (
     fit_temperature,
     fit_temperature_bias,
     load_member,
-    mirrored_outputs,
+    member_outputs,
     pick_mask_rule,
 )
 from busapp.training.metrics import dice_per_image, expected_calibration_error, macro_f1, point_metrics
@@ -43,9 +43,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def out_of_fold(work_dirs: list[Path], dev: list[Record], data_root: Path) -> dict[str, np.ndarray]:
-    """Each fold's mirrored outputs on its held-out fold, stacked: mask logits, class logits,
-    masks, labels, letterbox region shares and the record keys.
+def out_of_fold(
+    work_dirs: list[Path], dev: list[Record], data_root: Path, zoom_in: bool = False,
+) -> dict[str, np.ndarray]:
+    """Each fold's outputs on its held-out fold, averaged over the test-time views as the graph
+    averages them (``member_outputs``), stacked: mask logits, class logits, masks, labels,
+    letterbox region shares and the record keys.
 
     Several runs of the same fold (an ensemble's member recipes) are averaged as the exported
     graph averages its members; every fold must then have the same number of runs."""
@@ -72,7 +75,7 @@ def out_of_fold(work_dirs: list[Path], dev: list[Record], data_root: Path) -> di
         if {m.input.shape[1] for m in members} != {size}:
             raise ValueError(f"fold {fold}: the runs differ in input size")
         x, m, y = cached_arrays(data_root, held_out, size, runs[0] / "cache")
-        outputs = [mirrored_outputs(member, x) for member in members]
+        outputs = [member_outputs(member, x, zoom_in) for member in members]
         mask, logits = (np.mean([o[i] for o in outputs], axis=0) for i in (0, 1))
         region = np.zeros(x.shape[:3], bool)
         for j, rec in enumerate(held_out):

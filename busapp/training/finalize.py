@@ -33,6 +33,7 @@ LOW_CONFIDENCE_BELOW = 0.6  # top-class probability under which the app says no 
 # bundle under 300 MB; finalize --max-members raises it.
 MAX_MEMBERS = 2
 MIN_AREA_CANDIDATES = (0.0, 0.001, 0.0025, 0.005, 0.01, 0.02)
+VIEW_NAMES = {"image": "image", "mirror": "mirrored image", "zoom_in": "central 90% enlarged"}
 DICE_TOLERANCE = 0.01  # val Dice we are willing to give up to keep normal images free of outlines
 
 
@@ -223,14 +224,19 @@ def _classifier_description(work_dirs: list[Path]) -> str:
     return "; ".join(f"{wd.name}: {pooled if k else plain}" for wd, k in zip(work_dirs, kinds, strict=True))
 
 
-def mirrored_outputs(member, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mask and class logits of one member, averaged over the image and its mirror, as the
-    exported graph does."""
+def member_outputs(member, x: np.ndarray, zoom_in: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mask and class logits of one member, averaged over the image and its mirror (and with
+    ``zoom_in`` its enlarged centre), as the exported graph does, with the graph's own layers."""
     from busapp.training.fit import predict_logits
+    from busapp.training.model import CoverageAverage, ZoomIn, ZoomOut
 
     mask, logits = predict_logits(member, x)
     mask_m, logits_m = predict_logits(member, x[:, :, ::-1])
-    return (mask + mask_m[:, :, ::-1]) / 2, (logits + logits_m) / 2
+    if not zoom_in:
+        return (mask + mask_m[:, :, ::-1]) / 2, (logits + logits_m) / 2
+    mask_z, logits_z = predict_logits(member, np.asarray(ZoomIn()(x)))
+    mask = np.asarray(CoverageAverage(2)([mask, mask_m[:, :, ::-1], np.asarray(ZoomOut()(mask_z))]))
+    return mask, (logits + logits_m + logits_z) / 3
 
 
 def choose_members(
@@ -239,7 +245,7 @@ def choose_members(
 ) -> tuple[list[int], list[dict]]:
     """Which training runs to average: every subset of at most ``max_members`` candidates, scored
     on the validation split with the checkpoint score (macro-F1 + Dice) of their averaged logits
-    (``outputs``: each candidate's ``mirrored_outputs``). Ties go to fewer members. Returns the
+    (``outputs``: each candidate's ``member_outputs``). Ties go to fewer members. Returns the
     chosen indices and the table, for the card."""
     from busapp.training.fit import score_outputs
 
@@ -268,7 +274,7 @@ def compare_runs(
     if {m.input.shape[1] for m in loaded} != {size}:
         raise ValueError(f"every training run to combine must have input size {size}")
     xv, mv, yv = cached_arrays(data_root, records_val, size, work_dirs[0] / "cache")
-    outputs = [mirrored_outputs(m, xv) for m in loaded]
+    outputs = [member_outputs(m, xv) for m in loaded]
     chosen, table = choose_members(outputs, [wd.name for wd in work_dirs], mv, yv, max_members)
     log.info("members chosen on validation: %s", [work_dirs[i].name for i in chosen])
     return loaded, chosen, table
@@ -326,7 +332,7 @@ def finalize(
     from busapp.training.dataset import cached_arrays
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
-    from busapp.training.model import inference_model
+    from busapp.training.model import inference_model, test_time_views
 
     t0 = time.time()
     candidates = [work_dir, *(extra_work_dirs or [])]
@@ -377,8 +383,12 @@ def finalize(
         validation = {"accuracy": float((val_pred == yv).mean()), "macro_f1": macro_f1(yv, val_pred)}
         log.info("validation (final graph, model resolution): %s", validation)
 
+    # The views the calibration was fitted on; a report from before the option means no zoom.
+    views = (cv_report or {}).get("test_time_views", test_time_views(False))
+    if views not in (test_time_views(False), test_time_views(True)):
+        raise ValueError(f"unknown test-time views in the cross-validation report: {views}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = inference_model(members, temperature, class_bias=class_bias)
+    final = inference_model(members, temperature, class_bias=class_bias, zoom_in="zoom_in" in views)
     keras_path, tflite_path = out_dir / f"{MODEL_NAME}.keras", out_dir / f"{MODEL_NAME}.tflite"
     save_keras(final, keras_path)
     export_tflite(final, tflite_path)
@@ -431,7 +441,10 @@ def finalize(
             "encoder": "EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)",
             "decoder": "U-Net, depthwise-separable convolutions, channels 96-64-48-32, bilinear upsampling",
             "classifier": _classifier_description(work_dirs),
-            "inference": f"{len(members)} trained member(s) x (image, mirrored image): logits averaged in one graph",
+            "inference": (f"{len(members)} trained member(s) x ({', '.join(VIEW_NAMES[v] for v in views)}): logits "
+                          "averaged in one graph" + ("; the zoomed view's mask counts inside its window only"
+                                                     if "zoom_in" in views else "")),
+            "test_time_views": views,
             "parameters": int(final.count_params()),
         },
         "pretrained_weights": {

@@ -100,9 +100,65 @@ class HorizontalFlip(layers.Layer):
         return ops.flip(x, axis=2)
 
 
+# The zoomed test-time view: the central 90% of the input, enlarged to the full input size.
+ZOOM_IN_FRACTION = 0.9
+
+
+def test_time_views(zoom_in: bool) -> list[str]:
+    """The views each member sees, as a model card and a cross-validation report name them."""
+    return ["image", "mirror"] + (["zoom_in"] if zoom_in else [])
+
+
+def zoom_in_window(size: int) -> tuple[int, int]:
+    """(offset, side) of the central square that the zoomed view enlarges."""
+    side = round(size * ZOOM_IN_FRACTION)
+    return (size - side) // 2, side
+
+
+@keras.saving.register_keras_serializable(package="busapp")
+class ZoomIn(layers.Layer):
+    """The central ``zoom_in_window`` of an NHWC batch, resized (bilinear) back to full size."""
+
+    def call(self, x):
+        size = x.shape[1]
+        o, side = zoom_in_window(size)
+        return ops.image.resize(x[:, o : o + side, o : o + side, :], (size, size), interpolation="bilinear")
+
+
+@keras.saving.register_keras_serializable(package="busapp")
+class ZoomOut(layers.Layer):
+    """Undoes ``ZoomIn`` on a map: resized down to the window and placed in it, zeros around."""
+
+    def call(self, x):
+        size = x.shape[1]
+        o, side = zoom_in_window(size)
+        small = ops.image.resize(x, (side, side), interpolation="bilinear")
+        return ops.pad(small, [[0, 0], [o, size - o - side], [o, size - o - side], [0, 0]])
+
+
+@keras.saving.register_keras_serializable(package="busapp")
+class CoverageAverage(layers.Layer):
+    """Average of mask maps where ``n_full`` views cover every pixel and the rest (zoomed views,
+    mapped back by ``ZoomOut``) only their window: each pixel is averaged over the views that saw it."""
+
+    def __init__(self, n_full: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_full = n_full
+
+    def call(self, maps):
+        full, zoomed = maps[: self.n_full], maps[self.n_full :]
+        size = full[0].shape[1]
+        o, side = zoom_in_window(size)
+        inside = ops.pad(ops.ones((1, side, side, 1)), [[0, 0], [o, size - o - side], [o, size - o - side], [0, 0]])
+        return ops.sum(ops.stack(maps), axis=0) / (len(full) + len(zoomed) * inside)
+
+    def get_config(self):
+        return {**super().get_config(), "n_full": self.n_full}
+
+
 def inference_model(
     members: keras.Model | list[keras.Model], temperature: float = 1.0, flip_tta: bool = True,
-    class_bias: list[float] | None = None,
+    class_bias: list[float] | None = None, zoom_in: bool = False,
 ) -> keras.Model:
     """Probabilities instead of logits: {"mask": (N,H,W,1) sigmoid, "probs": (N,3) softmax(z / T + b)}.
 
@@ -111,12 +167,14 @@ def inference_model(
     preferred left-right orientation): steadier outlines and probabilities for more compute,
     which the latency budget allows. One graph, so the app still runs one model file.
     ``class_bias`` (b, one per class; default none) is bias-corrected temperature scaling's shift
-    of the class priors, fitted with T on held-out outputs.
+    of the class priors, fitted with T on held-out outputs. With ``zoom_in`` each member also sees
+    ``ZoomIn``'s enlarged centre; its mask counts only inside that window.
     """
     members = members if isinstance(members, list) else [members]
     inp = keras.Input(members[0].input.shape[1:], name="image")
     mirrored_input = HorizontalFlip(name="flip_in")(inp) if flip_tta else None
-    mask_terms, class_terms = [], []
+    zoomed_input = ZoomIn(name="zoom_in")(inp) if zoom_in else None
+    mask_terms, zoomed_masks, class_terms = [], [], []
     for i, member in enumerate(members):
         out = member(inp)
         mask_terms.append(out["mask_logits"])
@@ -125,8 +183,15 @@ def inference_model(
             mirrored = member(mirrored_input)
             mask_terms.append(HorizontalFlip(name=f"flip_out_{i}")(mirrored["mask_logits"]))
             class_terms.append(mirrored["class_logits"])
-    average = len(mask_terms) > 1
-    mask_logits = layers.Average(name="avg_mask")(mask_terms) if average else mask_terms[0]
+        if zoom_in:
+            zoomed = member(zoomed_input)
+            zoomed_masks.append(ZoomOut(name=f"zoom_out_{i}")(zoomed["mask_logits"]))
+            class_terms.append(zoomed["class_logits"])
+    average = len(class_terms) > 1
+    if zoomed_masks:
+        mask_logits = CoverageAverage(len(mask_terms), name="avg_mask")(mask_terms + zoomed_masks)
+    else:
+        mask_logits = layers.Average(name="avg_mask")(mask_terms) if average else mask_terms[0]
     class_logits = layers.Average(name="avg_class")(class_terms) if average else class_terms[0]
     mask = layers.Activation("sigmoid", name="mask")(mask_logits)
     offset = [float(v) for v in class_bias] if class_bias is not None else 0.0

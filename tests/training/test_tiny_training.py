@@ -121,7 +121,7 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     capsys.readouterr()
     assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work7)]) == 0
     rep = json.loads(capsys.readouterr().out)
-    assert rep["n_images"] == 20 and rep["temperature"] > 0
+    assert rep["n_images"] == 20 and rep["temperature"] > 0 and rep["test_time_views"] == ["image", "mirror"]
     assert 0 <= rep["figures"]["accuracy"] <= 1 and rep["outline_rule"] in rep["outline_rules"]
     assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work6)]) == 2  # the same run twice
     assert rep["folds"] == 2 and [f["fold"] for f in rep["per_fold"]] == [0, 1]
@@ -164,6 +164,28 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert np.allclose(shifted, plain * ratio / (plain * ratio).sum(), atol=1e-5)
     with pytest.raises(SystemExit):  # only finalize --refit takes a report
         main(["fit", *argv8, "--calibration-from", str(report_path)])
+
+    # A report with the zoomed third view: finalize builds that graph and the card names the views.
+    capsys.readouterr()
+    assert main(["cv-report", *argv6, "--ensemble-work-dir", str(work7), "--zoom-in"]) == 0
+    repz = json.loads(capsys.readouterr().out)
+    assert repz["test_time_views"] == ["image", "mirror", "zoom_in"] and repz["n_images"] == 20
+    zoom_path, out8z = tmp_path / "cv-zoom.json", tmp_path / "bundle8z"
+    zoom_path.write_text(json.dumps(repz))
+    refit8z = [a if a not in (str(out8), str(report_path)) else {str(out8): str(out8z)}.get(a, str(zoom_path))
+               for a in refit8]
+    assert main(["finalize", *refit8z]) == 0
+    card8z = json.loads((out8z / "card.json").read_text())
+    assert card8z["architecture"]["test_time_views"] == repz["test_time_views"]
+    assert "enlarged" in card8z["architecture"]["inference"] and card8["architecture"]["test_time_views"] == rep["test_time_views"]
+    import keras
+
+    assert keras.saving.load_model(out8z / "busnet.keras").get_layer("zoom_in") is not None
+    assert Predictor(out8z).predict(image).mask.shape == image.shape
+    zoom_path.write_text(json.dumps({**repz, "test_time_views": ["image", "rotated"]}))
+    assert main(["finalize", *refit8z]) == 2
+    with pytest.raises(SystemExit):  # the views come from the report, not from finalize's options
+        main(["finalize", *refit8, "--zoom-in"])
 
     # An ensemble per fold (a second recipe): every fold needs the same number of runs, and
     # their outputs are averaged before the figures.
