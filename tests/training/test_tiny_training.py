@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,8 +152,13 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
                                                                  "mask_keep": "largest"}}
     forced_path, out8b = tmp_path / "cv-forced.json", tmp_path / "bundle8b"
     forced_path.write_text(json.dumps(forced))
-    refit8b = [a if a not in (str(out8), str(report_path)) else {str(out8): str(out8b)}.get(a, str(forced_path))
-               for a in refit8]
+
+    def refit_with(report: Path, out_dir: Path) -> list[str]:
+        """refit8 with another cross-validation report and bundle folder."""
+        swap = {str(report_path): str(report), str(out8): str(out_dir)}
+        return [swap.get(a, a) for a in refit8]
+
+    refit8b = refit_with(forced_path, out8b)
     assert main(["finalize", *refit8b]) == 0
     card8b = json.loads((out8b / "card.json").read_text())
     assert card8b["postprocessing"]["class_bias"] == bias and "class bias" in card8b["training"]["calibration"]
@@ -172,8 +178,7 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert repz["test_time_views"] == ["image", "mirror", "zoom_in"] and repz["n_images"] == 20
     zoom_path, out8z = tmp_path / "cv-zoom.json", tmp_path / "bundle8z"
     zoom_path.write_text(json.dumps(repz))
-    refit8z = [a if a not in (str(out8), str(report_path)) else {str(out8): str(out8z)}.get(a, str(zoom_path))
-               for a in refit8]
+    refit8z = refit_with(zoom_path, out8z)
     assert main(["finalize", *refit8z]) == 0
     card8z = json.loads((out8z / "card.json").read_text())
     assert card8z["architecture"]["test_time_views"] == repz["test_time_views"]
