@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight of the image-level lesion-presence loss on the mask (0: off)")
     p.add_argument("--presence-normal-only", action="store_true",
                    help="the presence loss counts normal images only")
+    p.add_argument("--augment", choices=("standard", "strong"), default=FitConfig.augment,
+                   help="augmentation strength: strong widens the geometric and intensity ranges and adds "
+                        "a gamma curve and speckle-like noise")
     p.add_argument("--weight-decay", type=float, default=FitConfig.weight_decay, help="AdamW decoupled weight decay")
     p.add_argument("--lesion-pool", action="store_true",
                    help="the classifier also pools the features under the predicted lesion")
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = FitConfig(size=args.size, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                     pretrained=not args.no_pretrained, normal_oversample=args.normal_oversample,
                     lesion_pool=args.lesion_pool, weight_decay=args.weight_decay,
-                    presence_weight=args.presence_weight, presence_normal_only=args.presence_normal_only)
+                    presence_weight=args.presence_weight, presence_normal_only=args.presence_normal_only,
+                    augment=args.augment)
     if args.command == "select-rules":
         from busapp.training.finalize import MASK_RULE_KEYS, reselect_mask_rules
 

@@ -37,6 +37,8 @@ class FitConfig:
     # Weight of the image-level lesion-presence term in the mask loss (0: off).
     presence_weight: float = 0.0
     presence_normal_only: bool = False
+    # Augmentation strength, a key of dataset.AUGMENT.
+    augment: str = "standard"
 
 
 def dice_loss(y_true, y_logits):
@@ -195,7 +197,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
         keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
     ]
     model.fit(
-        make_tf_dataset(xt, mt, yt, cfg.batch_size, True, cfg.seed),
+        make_tf_dataset(xt, mt, yt, cfg.batch_size, True, cfg.seed, cfg.augment),
         epochs=cfg.epochs,
         shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
         callbacks=callbacks,
