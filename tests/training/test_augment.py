@@ -1,0 +1,55 @@
+"""Training augmentation: both strengths keep masks binary, padding black and intensities in range."""
+
+import numpy as np
+import pytest
+
+
+def _batch(n: int = 16, size: int = 64):
+    from busapp.training.dataset import PAD_VALUE
+
+    rng = np.random.default_rng(0)
+    x = np.full((n, size, size, 1), PAD_VALUE, np.float32)
+    x[:, 8:-8, 8:-8] = rng.uniform(-0.6, 0.9, (n, size - 16, size - 16, 1))
+    m = np.zeros((n, size, size, 1), np.float32)
+    m[:, 20:40, 22:44] = 1
+    x[-1] = PAD_VALUE  # an image that is padding only
+    y = np.arange(n, dtype=np.int32) % 3
+    return x, m, y
+
+
+@pytest.mark.parametrize("strength", ["standard", "strong"])
+def test_augmented_batch_is_a_valid_training_batch(strength):
+    pytest.importorskip("tensorflow")
+    from busapp.training.dataset import PAD_VALUE, make_tf_dataset
+
+    x, m, y = _batch()
+    xb, targets = next(iter(make_tf_dataset(x, m, y, len(x), True, seed=5, augment=strength)))
+    xb, mb = xb.numpy(), targets["mask_logits"].numpy()
+    assert xb.shape == x.shape and mb.shape == m.shape
+    assert set(np.unique(mb)) <= {0.0, 1.0}
+    assert xb.min() >= PAD_VALUE - 1e-6 and xb.max() <= 1.0 + 1e-6
+    # Padding stays black: neither brightness, gamma nor noise may light it up.
+    padding_only = np.flatnonzero((xb > PAD_VALUE + 1e-3).reshape(len(xb), -1).sum(1) == 0)
+    assert padding_only.size >= 1
+    # The transforms move the lesion but keep most of it in the frame.
+    kept = mb.reshape(len(mb), -1).sum(1) / m.reshape(len(m), -1).sum(1)
+    assert np.median(kept) > 0.5
+    # shuffled, so the labels are compared as counts
+    np.testing.assert_array_equal(np.bincount(targets["class_logits"].numpy().argmax(1), minlength=3),
+                                  np.bincount(y, minlength=3))
+
+
+def test_strong_augmentation_varies_intensity_more_than_standard():
+    pytest.importorskip("tensorflow")
+    from busapp.training.dataset import PAD_VALUE, make_tf_dataset
+
+    x, m, y = _batch(n=32)
+    x[:] = PAD_VALUE
+    x[:, 8:-8, 8:-8] = 0.2  # one flat grey, so only the intensity transforms change it
+
+    def spread(strength: str) -> float:
+        xb = next(iter(make_tf_dataset(x, m, y, len(x), True, seed=5, augment=strength)))[0].numpy()
+        inside = xb[:, 28:36, 28:36]  # the centre stays inside the image under every geometric transform
+        return float(inside.std())
+
+    assert spread("strong") > 1.3 * spread("standard")
