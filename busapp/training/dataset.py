@@ -76,7 +76,10 @@ def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment
             both = shift(zoom(rotate(flip(both, training=True), training=True), training=True), training=True)
             xb, mb = both[..., :1] + PAD_VALUE, tf.cast(both[..., 1:] > 0.5, tf.float32)
             n = tf.shape(xb)[0]
-            inside = tf.cast(xb > PAD_VALUE + 1e-3, tf.float32)  # leave the padding black
+            # Brightness, gamma and noise leave the padding black. The contrast factor scales about
+            # mid-grey, so below 1 it lifts the padding to a flat dark grey (as every recipe so far
+            # was trained; kept so that the recorded recipes still mean what they trained with).
+            inside = tf.cast(xb > PAD_VALUE + 1e-3, tf.float32)
             if a["gamma"] is not None:
                 # on [0, 1] brightness, where a gamma curve keeps black black and white white
                 u = tf.clip_by_value((xb - PAD_VALUE) / (1.0 - PAD_VALUE), 0.0, 1.0)
