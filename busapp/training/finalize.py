@@ -360,6 +360,12 @@ def finalize(
             "rule": f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
                     "(fixed epochs, last epoch kept); nothing was chosen on data they saw",
         }
+        if cv_report is not None:  # the recipes were chosen on their own cross-validation, not on prior's
+            member_selection = {
+                "rule": "none among these runs: they refit on train + val (fixed epochs, last epoch kept) the "
+                        "recipes of the cross-validation below, which were chosen on its out-of-fold figures "
+                        "(selection_history); the test split was not read for the choice",
+            }
         source = "the cross-validation report" if cv_report is not None else f"{prior['name']} {prior['version']}"
         log.info("refit: %d member(s), temperature and outline rule from %s", len(members), source)
     else:

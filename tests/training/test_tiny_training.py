@@ -143,6 +143,9 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert card8["postprocessing"]["mask_keep"] == rep["mask_postprocessing"]["mask_keep"]
     assert card8["postprocessing"]["mask_threshold"] == rep["mask_postprocessing"]["mask_threshold"]
     assert card8["training"]["calibration_selection"]["bias_adopted"] == rep["calibration"]["bias_adopted"]
+    # The recipes came from their cross-validation, not from the --rules-from card (as card3's did).
+    assert "cross-validation" in card8["training"]["member_selection"]["rule"]
+    assert "cross-validation" not in card3["training"]["member_selection"]["rule"]
     assert main(["finalize", *refit8, "--ensemble-work-dir", str(work2)]) == 2  # work2's recipe was not cross-validated
 
     # A report that adopted a class bias and the largest region: the graph adds the bias to the
