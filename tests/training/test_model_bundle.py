@@ -30,7 +30,12 @@ def test_card_lists_every_file_with_matching_sha256(bundle_dir):
     assert REQUIRED_METRICS <= set(test)
     for name in REQUIRED_METRICS:
         lo, hi = test[name]["ci95"]
-        assert lo <= test[name]["value"] <= hi, name
+        if name == "ece":
+            # A resample repeats images into few bins, so its ECE is biased upwards and the
+            # percentile interval may lie wholly above the value (1.5.0: 0.020, 0.027-0.103).
+            assert 0 <= lo <= hi <= 1, name
+        else:
+            assert lo <= test[name]["value"] <= hi, name
 
 
 def test_corrupt_or_missing_model_is_refused(bundle_dir, tmp_path):
