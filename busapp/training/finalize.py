@@ -356,16 +356,14 @@ def finalize(
                 raise ValueError("the cross-validation report was made with other recipes than these members'")
             if len(cv_report["per_fold"]) != cv_report["folds"]:
                 raise ValueError("the cross-validation report does not cover every fold")
-        member_selection: dict = {
-            "rule": f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
-                    "(fixed epochs, last epoch kept); nothing was chosen on data they saw",
-        }
-        if cv_report is not None:  # the recipes were chosen on their own cross-validation, not on prior's
-            member_selection = {
-                "rule": "none among these runs: they refit on train + val (fixed epochs, last epoch kept) the "
-                        "recipes of the cross-validation below, which were chosen on its out-of-fold figures "
-                        "(selection_history); the test split was not read for the choice",
-            }
+        # With a report the recipes were chosen on their own cross-validation, not inherited from prior.
+        member_selection: dict = {"rule": (
+            "none among these runs: they refit on train + val (fixed epochs, last epoch kept) the recipes of "
+            "the cross-validation below, which were chosen on its out-of-fold figures (selection_history); "
+            "the test split was not read for the choice"
+            if cv_report is not None else
+            f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
+            "(fixed epochs, last epoch kept); nothing was chosen on data they saw")}
         source = "the cross-validation report" if cv_report is not None else f"{prior['name']} {prior['version']}"
         log.info("refit: %d member(s), temperature and outline rule from %s", len(members), source)
     else:
