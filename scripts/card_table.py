@@ -1,4 +1,5 @@
-"""Print a model card's test metrics as the README's Markdown table (no hand-copied figures).
+"""Print a model card's test metrics as the README's Markdown tables (no hand-copied figures):
+the pooled test split, then the same figures per data set (site).
 
     python scripts/card_table.py models/busnet/card.json
 """
@@ -49,6 +50,32 @@ def table(card: dict) -> str:
     return "\n".join(lines)
 
 
+SITE_NAMES = {"busi": "BUSI (Egypt)", "breast_lesions_usg": "BrEaST-Lesions-USG (Poland)"}
+
+
+def site_table(card: dict) -> str:
+    """The test figures of each data set's images alone, with their intervals ("" where the
+    subset has nothing to measure, e.g. no normal image)."""
+    sites = card["metrics"]["test_by_dataset"]
+    head = ["metric", *(f"{SITE_NAMES.get(k, k)}: {v['n_images']} images, {v['n_normal_images']} normal" for k, v in sites.items())]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for key, (label, _target) in ROWS.items():
+        cells = [label]
+        for site in sites.values():
+            m = site["metrics"][key]
+            if m["value"] is None:
+                cells.append("")
+                continue
+            ci = f" ({m['ci95'][0]:.2f}\u2013{m['ci95'][1]:.2f})" if m.get("ci95") and None not in m["ci95"] else ""
+            cells.append(f"{m['value']:.3f}{ci}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     with open(sys.argv[1] if len(sys.argv) > 1 else "models/busnet/card.json") as f:
-        print(table(json.load(f)))
+        card = json.load(f)
+    print(table(card))
+    if "test_by_dataset" in card["metrics"]:
+        print()
+        print(site_table(card))

@@ -77,10 +77,35 @@ def model_card_html(card: dict[str, Any] | None, error: str | None = None) -> st
         columns = ("<tr><td></td><td class='dim'>test</td><td></td><td class='dim'>&nbsp;cross-val.</td></tr>"
                    if cv_figures else "")
         out.append(head + "</p><table cellspacing='0' cellpadding='2'>" + columns + "".join(rows) + "</table>")
+    out.append(_by_site_html(card))
     lim = card.get("limitations") or []
     if lim:
         out.append("<p><b>Limitations</b></p><ul>" + "".join(f"<li>{E(str(x))}</li>" for x in lim) + "</ul>")
     return "".join(out)
+
+
+SITE_LABELS = {"busi": "BUSI (Egypt)", "breast_lesions_usg": "BrEaST (Poland)"}
+SITE_METRICS = ("accuracy", "auc_benign_vs_malignant", "dice_mean", "ece")
+
+
+def _by_site_html(card: dict[str, Any]) -> str:
+    """The test figures per data set: the pooled figures can hide a weaker site, and a new
+    hospital's images are another site again."""
+    sites = (card.get("metrics") or {}).get("test_by_dataset") or {}
+    if not sites:
+        return ""
+    labels = dict(METRIC_LABELS)
+    head = "".join(f"<td class='dim' align='right'>&nbsp;{E(SITE_LABELS.get(k, k))} ({v.get('n_images', '?')})</td>"
+                   for k, v in sites.items())
+    rows = []
+    for key in SITE_METRICS:
+        cells = []
+        for site in sites.values():
+            value = ((site.get("metrics") or {}).get(key) or {}).get("value")
+            cells.append(f"<td align='right'>{'' if value is None else f'{value:.2f}'}</td>")
+        rows.append(f"<tr><td>{E(labels[key])}</td>{''.join(cells)}</tr>")
+    return ("<p><b>Test results by site</b> (images in brackets): expect a new hospital's images to differ "
+            "again</p><table cellspacing='0' cellpadding='2'><tr><td></td>" + head + "</tr>" + "".join(rows) + "</table>")
 
 
 def licences_html(card: dict[str, Any] | None) -> str:

@@ -20,7 +20,7 @@ from busapp.core.atomic import write_text_atomic
 from busapp.core.model_bundle import CARD_NAME, sha256_file
 from busapp.core.predictor import Predictor
 from busapp.core.preprocess import INTENSITY_OFFSET, INTENSITY_SCALE, PREPROCESSING_DESCRIPTION
-from busapp.training.data import CLASSES, Record, load_image, load_mask, read_all, read_split
+from busapp.training.data import CLASSES, DATASETS, Record, load_image, load_mask, read_all, read_split
 from busapp.training.metrics import bootstrap_ci, dice_iou, macro_f1, point_metrics
 
 log = logging.getLogger("busapp.training")
@@ -114,6 +114,7 @@ def predict_records(predictor: Predictor, records: list[Record], data_root: Path
         "iou": np.array(iou),
         "nonempty": np.array(nonempty),
         "groups": np.array([r.group for r in records]),
+        "datasets": np.array([r.dataset for r in records]),
     }
 
 
@@ -195,7 +196,7 @@ def reselect_mask_rules(bundle: Path, out_dir: Path, records_val: list[Record], 
         "validation": table,
     }
     card.pop("metrics", None)
-    _write_card(out_dir / CARD_NAME, card)
+    write_card(out_dir / CARD_NAME, card)
     log.info("mask rules re-selected on validation for %s %s: %s", card["name"], card["version"], rules)
     return card
 
@@ -289,16 +290,43 @@ def compute_metrics(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
     return {k: {"value": v, **({"ci95": list(ci[k])} if k in ci else {})} for k, v in point.items()}
 
 
+def metrics_by_dataset(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dict]:
+    """``compute_metrics`` on each data set's images alone (``predict_records`` outputs): the two
+    sites differ in country, scanners and case mix, so the pooled figures can hide a weak one. A
+    figure the subset cannot give (no normal image, say) is None."""
+    result = {}
+    for name in DATASETS:
+        sel = out["datasets"] == name
+        if not sel.any():
+            continue
+        part = {k: v[sel] for k, v in out.items()}
+        metrics = compute_metrics(part, n_boot)
+        result[name] = {
+            "n_images": int(sel.sum()),
+            "n_normal_images": int((part["y"] == 0).sum()),
+            "metrics": {k: {kk: finite_or_none(vv) for kk, vv in v.items()} for k, v in metrics.items()},
+        }
+    return result
+
+
+def finite_or_none(v):
+    """A figure for JSON: NaN (nothing to measure) as None; lists element-wise."""
+    if isinstance(v, list):
+        return [finite_or_none(x) for x in v]
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
 def evaluate_bundle(bundle: Path, data_root: Path, split_path: Path, n_boot: int = 0, split: str = "test") -> dict:
     """Re-run a bundle on a split; used by the card check in CI and ``busapp-train evaluate``."""
     assignment = read_split(split_path)
     records = [r for r in read_all(data_root) if assignment.get(r.key) == split]
     out = predict_records(Predictor(bundle), records, data_root)
     metrics = compute_metrics(out, n_boot)
-    return {"n": len(records), "metrics": {k: v["value"] for k, v in metrics.items()}, "full": metrics}
+    return {"n": len(records), "metrics": {k: v["value"] for k, v in metrics.items()}, "full": metrics,
+            "by_dataset": metrics_by_dataset(out, n_boot)}
 
 
-def _write_card(path: Path, card: dict) -> None:
+def write_card(path: Path, card: dict) -> None:
     write_text_atomic(path, json.dumps(card, indent=2) + "\n")
 
 
@@ -500,7 +528,7 @@ def finalize(
             }
 
     card_path = out_dir / CARD_NAME
-    _write_card(card_path, card)  # the predictor reads the card; metrics are added below
+    write_card(card_path, card)  # the predictor reads the card; metrics are added below
     if cv_report is not None:
         rules = {k: cv_report["outline_rule"][k] for k in MASK_RULE_KEYS}
         card["postprocessing"].update(rules)
@@ -536,11 +564,12 @@ def finalize(
             "validation": table,
         }
         log.info("mask rules chosen on validation: %s", rules)
-    _write_card(card_path, card)
+    write_card(card_path, card)
     log.info("evaluating the exported model on %d test images", len(records_test))
     out = predict_records(Predictor(out_dir, verify=False), records_test, data_root)
     card["metrics"] = {
         "test": compute_metrics(out, n_boot),
+        "test_by_dataset": metrics_by_dataset(out, n_boot),
         "n_test_images": len(records_test),
         "n_test_lesion_images": int((out["y"] > 0).sum()),
         "n_test_normal_images": int((out["y"] == 0).sum()),
@@ -573,7 +602,7 @@ def finalize(
             "split only; these members also trained on validation and are somewhat more confident (see the test "
             "ECE). They are not risk estimates for a patient.")
 
-    _write_card(card_path, card)
+    write_card(card_path, card)
     log.info("bundle written to %s in %.0f s: %s", out_dir, time.time() - t0,
              {k: round(v["value"], 4) for k, v in card["metrics"]["test"].items()})
     return card

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from busapp.training.data import Record
+from busapp.training.data import DATASETS, Record
 from busapp.training.metrics import dice_per_image, macro_f1
 
 log = logging.getLogger("busapp.training")
@@ -39,6 +39,9 @@ class FitConfig:
     presence_normal_only: bool = False
     # Augmentation strength, a key of dataset.AUGMENT.
     augment: str = "standard"
+    # The data sets the run trains on (all by default); fewer is a cross-site check
+    # (``busapp-train site-report``), never a shipped member.
+    datasets: tuple[str, ...] = DATASETS
 
 
 def dice_loss(y_true, y_logits):

@@ -104,6 +104,9 @@ def bootstrap_ci(
         idx = np.concatenate([index[uniq[p]] for p in pick])
         for k, v in metric_fn(idx).items():
             samples.setdefault(k, []).append(v)
-    return {
-        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5))) for k, v in samples.items()
-    }
+    out = {}
+    for k, v in samples.items():
+        arr = np.asarray(v, float)
+        finite = arr[np.isfinite(arr)]  # NaN: nothing to measure in that resample (no normal image)
+        out[k] = (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))) if finite.size else (np.nan, np.nan)
+    return out

@@ -167,6 +167,14 @@ def test_about_shows_version_model_card_and_licences(qtbot, bundle_dir) -> None:
     assert ">&nbsp;0.78</td>" in cv_html and ">&nbsp;0.65</td>" in cv_html
     assert "cross-val." not in model_card_html({**card, "cross_validation": None})
 
+    # Per-site test figures, when the card has them; a figure a site cannot give stays blank.
+    sites = {"busi": {"n_images": 97, "metrics": {"accuracy": {"value": 0.912}, "ece": {"value": None}}},
+             "breast_lesions_usg": {"n_images": 39, "metrics": {"accuracy": {"value": 0.733}}}}
+    site_html = model_card_html({**card, "metrics": {**card["metrics"], "test_by_dataset": sites}})
+    assert "by site" in site_html and "BUSI (Egypt) (97)" in site_html and "BrEaST (Poland) (39)" in site_html
+    assert "<td align='right'>0.91</td><td align='right'>0.73</td>" in site_html
+    assert "by site" not in model_card_html({**card, "metrics": {"test": card["metrics"]["test"]}})
+
 
 def _analysis(probs: dict[str, float], low: bool) -> Analysis:
     label = max(probs, key=probs.__getitem__)

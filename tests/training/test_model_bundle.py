@@ -63,6 +63,18 @@ def test_committed_model_reproduces_card_metrics(bundle_dir, data_root):
     assert result["n"] == card["metrics"]["n_test_images"]
     for name, value in result["metrics"].items():
         assert value == pytest.approx(card["metrics"]["test"][name]["value"], abs=0.01), name
+    # The per-site figures too: both data sets, with the image counts of the pooled split.
+    by_site = card["metrics"]["test_by_dataset"]
+    assert set(by_site) == set(result["by_dataset"]) == {"busi", "breast_lesions_usg"}
+    assert sum(s["n_images"] for s in by_site.values()) == result["n"]
+    for site, part in result["by_dataset"].items():
+        assert part["n_images"] == by_site[site]["n_images"], site
+        for name, m in part["metrics"].items():
+            ref = by_site[site]["metrics"][name]["value"]
+            if ref is None:  # nothing to measure there (a site without normal images, say)
+                assert m["value"] is None, (site, name)
+            else:
+                assert m["value"] == pytest.approx(ref, abs=0.01), (site, name)
 
 
 def test_litert_matches_keras_reference_on_real_images(bundle_dir, data_root):

@@ -19,6 +19,7 @@ def test_readme_shows_the_committed_cards_metrics():
     card = json.loads((REPO / "models" / "busnet" / "card.json").read_text())
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert module.table(card) in readme
+    assert module.site_table(card) in readme
     assert f"busnet {card['version']}" in readme
 
 

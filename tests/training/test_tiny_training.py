@@ -39,6 +39,8 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
 
     card = json.loads((out / "card.json").read_text())
     assert card["input"]["size"] == 64 and card["metrics"]["n_test_images"] == 10
+    by_site = card["metrics"]["test_by_dataset"]
+    assert sum(s["n_images"] for s in by_site.values()) == 10 and set(by_site) <= {"busi", "breast_lesions_usg"}
     assert (work / "train.log").exists()
     pred = Predictor(out).predict(np.full((120, 90), 100, np.uint8))
     assert pred.mask.shape == (120, 90)
@@ -91,6 +93,27 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert main(["finalize", *three]) == 2
     assert main(["finalize", *three, "--max-members", "3"]) == 0
     assert json.loads((out3 / "card.json").read_text())["architecture"]["inference"].startswith("3 trained member(s)")
+
+    # A cross-site check: a refit on BUSI alone, measured with the card's views and rules on
+    # BrEaST images (none of which it saw) and on BUSI's test images; a run that saw both is refused.
+    work_site = tmp_path / "work-site"
+    argv_site = ["--data", str(data_root), "--work-dir", str(work_site), *argv[6:]]
+    assert main(["fit", *argv_site, "--refit", "--train-datasets", "busi"]) == 0
+    assert "data: 20 train" in (work_site / "train.log").read_text()
+    assert json.loads((work_site / "config.json").read_text())["datasets"] == ["busi"]
+    capsys.readouterr()
+    site_args = ["site-report", *argv_site[:4], "--rules-from", str(out / "card.json"), "--limit", "6", "--bootstrap", "20"]
+    assert main(site_args) == 0
+    site = json.loads(capsys.readouterr().out)
+    assert site["trained_on"] == ["busi"] and site["unseen"] == ["breast_lesions_usg"]
+    assert site["unseen_all"]["n_images"] == 6 and list(site["seen_test"]) == ["busi"]
+    assert 0 <= site["unseen_all"]["metrics"]["accuracy"]["value"] <= 1
+    assert site["unseen_test"]["n_images"] <= 6
+    assert (work_site / "site-check" / "card.json").exists()
+    assert main(["site-report", "--data", str(data_root), "--work-dir", str(work3), "--rules-from", str(out / "card.json"),
+                 "--limit", "6"]) == 2  # work3 trained on both data sets
+    with pytest.raises(SystemExit):  # only fit takes --train-datasets
+        main(["finalize", *argv4, "--train-datasets", "busi"])
 
     # Mask rules chosen again on validation for a train-only bundle (a refit then carries them
     # over); a refit bundle is refused, as its members saw the validation images.

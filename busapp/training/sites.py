@@ -1,0 +1,109 @@
+"""Cross-site check: how a recipe does on a data set (a country, its scanners) it never saw.
+
+The hidden evaluation of busapp's models includes a data set from another country and other
+scanners, which the pooled test split cannot show. So: one run of a member recipe trained on
+some data sets only (``busapp-train fit --refit --train-datasets busi``), put through the shipped
+bundle's own pipeline (its test-time views, temperature, class bias, mask threshold and outline
+rule, from its card), exported to LiteRT and measured at original resolution like the card's
+test figures, on
+
+- ``unseen_all``: every image of the data sets it never trained on (all splits: none was seen),
+- ``unseen_test`` and ``seen_test``: the test split, per side. The shipped bundle's own figures
+  on the same images (its card's ``test_by_dataset``) sit beside them: the drop from the shipped
+  bundle on the seen site's test images shows what one member and less data cost; a larger drop
+  on the unseen site is what the site costs.
+
+Nothing here is chosen on these figures: the recipe and rules are the shipped bundle's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from busapp.core.model_bundle import CARD_NAME, sha256_file
+from busapp.core.predictor import Predictor
+from busapp.training.data import DATASETS, read_all, read_split
+from busapp.training.finalize import (
+    compute_metrics,
+    finite_or_none,
+    load_member,
+    metrics_by_dataset,
+    predict_records,
+    write_card,
+)
+
+log = logging.getLogger("busapp.training")
+
+
+def site_bundle(work_dirs: list[Path], card: dict, out_dir: Path) -> Path:
+    """The runs as a bundle (their logits averaged) with the shipped card's views, calibration and
+    mask rules."""
+    from busapp.training.export import export_tflite
+    from busapp.training.model import inference_model
+
+    post = card["postprocessing"]
+    views = card["architecture"]["test_time_views"]
+    members = [load_member(wd, i) for i, wd in enumerate(work_dirs)]
+    model = inference_model(members, float(post["temperature"]),
+                            class_bias=post.get("class_bias"), zoom_in="zoom_in" in views)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tflite = out_dir / "site-check.tflite"
+    export_tflite(model, tflite)
+    check = {k: card[k] for k in ("name", "classes", "input", "preprocessing", "postprocessing")}
+    check.update(version=f"{card['version']}-site-check", files={"tflite": {"path": tflite.name, "sha256": sha256_file(tflite)}})
+    write_card(out_dir / CARD_NAME, check)
+    return out_dir
+
+
+def site_report(work_dirs: list[Path], card_path: Path, data_root: Path, split_path: Path, bundle_dir: Path,
+                n_boot: int = 1000, limit: int = 0) -> dict:
+    """Figures of the runs ``work_dirs`` (trained on the same fewer data sets; several are averaged
+    as an ensemble's members) on the others, as described above. ``limit``: the first N images
+    of each side only (smoke tests)."""
+    configs = [json.loads((wd / "config.json").read_text()) for wd in work_dirs]
+    trained_sets = {tuple(c.get("datasets", DATASETS)) for c in configs}
+    if len(trained_sets) > 1:
+        raise ValueError(f"the runs trained on different data sets: {sorted(trained_sets)}")
+    trained = list(trained_sets.pop())
+    unseen = [d for d in DATASETS if d not in trained]
+    if not unseen:
+        raise ValueError("the runs trained on every data set: nothing unseen to measure them on")
+    card = json.loads(card_path.read_text())
+    predictor = Predictor(site_bundle(work_dirs, card, bundle_dir))
+
+    assignment = read_split(split_path)
+    records = [r for r in read_all(data_root) if assignment.get(r.key) in ("train", "val", "test")]
+    unseen_all = [r for r in records if r.dataset in unseen]
+    seen_test = [r for r in records if r.dataset in trained and assignment[r.key] == "test"]
+    if limit:
+        unseen_all, seen_test = unseen_all[:limit], seen_test[:limit]
+    log.info("cross-site check: %d unseen images (%s), %d seen-site test images", len(unseen_all),
+             ", ".join(unseen), len(seen_test))
+    out_unseen = predict_records(predictor, unseen_all, data_root)
+    out_seen = predict_records(predictor, seen_test, data_root)
+    in_test = np.array([assignment[r.key] == "test" for r in unseen_all])
+
+    def figures(out: dict[str, np.ndarray]) -> dict:
+        return {"n_images": len(out["y"]), "n_normal_images": int((out["y"] == 0).sum()),
+                "metrics": {k: {kk: finite_or_none(vv) for kk, vv in v.items()}
+                            for k, v in compute_metrics(out, n_boot).items()}}
+
+    shipped = card.get("metrics", {}).get("test_by_dataset", {})
+    return {
+        "what": (f"{len(work_dirs)} run(s) of member recipes trained on " + ", ".join(trained) + " only, "
+                 f"with {card['name']} {card['version']}'s test-time views, temperature and mask rules, through LiteRT "
+                 "at original resolution; the shipped bundle's figures on the same test images beside it"),
+        "runs": [wd.name for wd in work_dirs],
+        "recipes": configs,
+        "trained_on": trained,
+        "unseen": unseen,
+        "unseen_all": figures(out_unseen),
+        "unseen_test": figures({k: v[in_test] for k, v in out_unseen.items()}),
+        "seen_test": metrics_by_dataset(out_seen, n_boot),
+        "shipped_test_by_dataset": {"bundle": f"{card['name']} {card['version']}", **shipped},
+        "ci": f"95% percentile bootstrap over duplicate groups, {n_boot} resamples",
+    }
