@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="use only the first N images of each split (smoke tests)")
     p.add_argument("--no-pretrained", action="store_true", help="random initial weights (no ImageNet)")
     p.add_argument("--amend-card", action="store_true",
-                   help="evaluate: if the card's test figures reproduce, add the per-data-set figures to it")
+                   help="evaluate: if the card's test figures reproduce, add the per-data-set figures to it; "
+                        "site-report: add the report and a limitation saying what it found to the --rules-from card")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
     args = p.parse_args(argv)
     args.model_version = args.model_version or MODEL_VERSION
@@ -211,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"busapp-train: {e}", file=sys.stderr)
             return 2
         print(json.dumps(rep, indent=1))
+        if args.amend_card:
+            from busapp.training.finalize import write_card
+            from busapp.training.sites import amend_card
+
+            write_card(args.rules_from, amend_card(json.loads(args.rules_from.read_text()), rep))
         return 0
     if args.command == "compare":
         from busapp.training.finalize import compare_runs

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from busapp.core.model_bundle import CARD_NAME, sha256_file
-from busapp.core.predictor import Predictor
-from busapp.training.data import DATASETS, read_all, read_split
+from busapp.core.predictor import Predictor, lesion_mask, outline_suppressed
+from busapp.core.preprocess import preprocess
+from busapp.training.data import CLASSES, DATASETS, Record, load_image, load_mask, read_all, read_split
 from busapp.training.finalize import (
+    SUPPRESS_CANDIDATES,
     compute_metrics,
     finite_or_none,
     load_member,
@@ -57,6 +59,43 @@ def site_bundle(work_dirs: list[Path], card: dict, out_dir: Path) -> Path:
     check.update(version=f"{card['version']}-site-check", files={"tflite": {"path": tflite.name, "sha256": sha256_file(tflite)}})
     write_card(out_dir / CARD_NAME, check)
     return out_dir
+
+
+def outline_rule_costs(predictor: Predictor, records: list[Record], data_root: Path, card: dict) -> list[dict]:
+    """What each outline-withholding candidate (``SUPPRESS_CANDIDATES``; the bundle's threshold and
+    minimum area) costs on lesion images of a site the models never saw: mean Dice, and the share
+    left without an outline. Beside each, the candidate's figures on the card's cross-validation
+    outputs (in-site), where it has them: the rule trades outlined normal images in-site against
+    lost outlines under a change of site."""
+    b = predictor.bundle
+    raw_dice, empty, probs = [], [], []
+    for rec in records:
+        if rec.label == "normal":
+            continue
+        img = load_image(data_root, rec)
+        x, lb = preprocess(img, b.input_size)
+        mask_prob, p = predictor.run(x)
+        mask = lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, False, b.mask_keep)
+        truth = load_mask(data_root, rec, img.shape)
+        raw_dice.append(2 * (mask & truth).sum() / max(mask.sum() + truth.sum(), 1))
+        empty.append(not mask.any())
+        probs.append(p.astype(float))
+    raw_dice, empty = np.array(raw_dice), np.array(empty)
+    in_site = {(r["suppress_mask_when_normal"], r["suppress_mask_when_normal_at_least"]): r
+               for r in card["postprocessing"].get("mask_rules_selection", {}).get("cross_validation", [])
+               if r["min_area_fraction"] == b.min_area_fraction}
+    rows = []
+    for when_normal, at_least in SUPPRESS_CANDIDATES:
+        withheld = np.array([outline_suppressed(p, CLASSES, b.low_confidence_below, when_normal, at_least) is not None
+                             for p in probs], bool)
+        cv = in_site.get((when_normal, at_least), {})
+        rows.append({"suppress_mask_when_normal": when_normal, "suppress_mask_when_normal_at_least": at_least,
+                     "unseen_lesion_images": len(raw_dice),
+                     "unseen_dice_mean": float(np.where(withheld, 0.0, raw_dice).mean()),
+                     "unseen_lesions_without_outline": float((withheld | empty).mean()),
+                     "in_site_cv_dice_mean": cv.get("dice_mean"),
+                     "in_site_cv_normal_nonempty_rate": cv.get("normal_nonempty_rate")})
+    return rows
 
 
 def site_report(work_dirs: list[Path], card_path: Path, data_root: Path, split_path: Path, bundle_dir: Path,
@@ -105,5 +144,28 @@ def site_report(work_dirs: list[Path], card_path: Path, data_root: Path, split_p
         "unseen_test": figures({k: v[in_test] for k, v in out_unseen.items()}),
         "seen_test": metrics_by_dataset(out_seen, n_boot),
         "shipped_test_by_dataset": {"bundle": f"{card['name']} {card['version']}", **shipped},
+        "outline_rules": {
+            "what": ("each outline-withholding candidate on the unseen site's lesion images outside its test split "
+                     "(left out so that a later choice of rule may use this table), beside its in-site "
+                     "cross-validation figures from the card"),
+            "rows": outline_rule_costs(predictor, [r for r in unseen_all if assignment[r.key] != "test"], data_root, card),
+        },
         "ci": f"95% percentile bootstrap over duplicate groups, {n_boot} resamples",
     }
+
+
+SITE_NAMES = {"busi": "BUSI", "breast_lesions_usg": "BrEaST-Lesions-USG"}
+
+
+def amend_card(card: dict, report: dict) -> dict:
+    """The card with the report as ``cross_site_check`` and a limitation that gives its figures
+    (the About dialog shows limitations), replacing an earlier check's."""
+    unseen = report["unseen_all"]
+    m = {k: v["value"] for k, v in unseen["metrics"].items()}
+    names = [SITE_NAMES.get(d, d) for d in report["unseen"]]
+    line = (f"Cross-site check: the same recipes trained without {' and '.join(names)} reached accuracy "
+            f"{m['accuracy']:.2f}, benign-vs-malignant AUC {m['auc_benign_vs_malignant']:.2f} and mean Dice "
+            f"{m['dice_mean']:.2f} on its {unseen['n_images']} images; expect figures nearer these than the "
+            "test split's on another hospital's images.")
+    limitations = [x for x in card.get("limitations", []) if not x.startswith("Cross-site check:")]
+    return {**card, "limitations": [*limitations, line], "cross_site_check": report}

@@ -109,7 +109,21 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert site["unseen_all"]["n_images"] == 6 and list(site["seen_test"]) == ["busi"]
     assert 0 <= site["unseen_all"]["metrics"]["accuracy"]["value"] <= 1
     assert site["unseen_test"]["n_images"] <= 6
+    rows = site["outline_rules"]["rows"]
+    from busapp.training.finalize import SUPPRESS_CANDIDATES
+
+    assert [(r["suppress_mask_when_normal"], r["suppress_mask_when_normal_at_least"]) for r in rows] == list(SUPPRESS_CANDIDATES)
+    assert SUPPRESS_CANDIDATES[0] == (False, None)
+    # Withholding outlines can only lose Dice and outlines: no rule is the most of both.
+    assert all(0 <= r["unseen_dice_mean"] <= rows[0]["unseen_dice_mean"] for r in rows)
+    assert all(rows[0]["unseen_lesions_without_outline"] <= r["unseen_lesions_without_outline"] <= 1 for r in rows)
     assert (work_site / "site-check" / "card.json").exists()
+    from busapp.training.sites import amend_card
+
+    amended = amend_card(amend_card(card, site), site)  # a second check replaces the first's line
+    lines = [x for x in amended["limitations"] if x.startswith("Cross-site check:")]
+    assert len(lines) == 1 and "without BrEaST-Lesions-USG" in lines[0] and "on its 6 images" in lines[0]
+    assert amended["cross_site_check"] == site and amended["limitations"][:-1] == card["limitations"]
     assert main(["site-report", "--data", str(data_root), "--work-dir", str(work3), "--rules-from", str(out / "card.json"),
                  "--limit", "6"]) == 2  # work3 trained on both data sets
     with pytest.raises(SystemExit):  # only fit takes --train-datasets
