@@ -160,12 +160,19 @@ SITE_NAMES = {"busi": "BUSI", "breast_lesions_usg": "BrEaST-Lesions-USG"}
 def amend_card(card: dict, report: dict) -> dict:
     """The card with the report as ``cross_site_check`` and a limitation that gives its figures
     (the About dialog shows limitations), replacing an earlier check's."""
-    unseen = report["unseen_all"]
-    m = {k: v["value"] for k, v in unseen["metrics"].items()}
-    names = [SITE_NAMES.get(d, d) for d in report["unseen"]]
-    line = (f"Cross-site check: the same recipes trained without {' and '.join(names)} reached accuracy "
-            f"{m['accuracy']:.2f}, benign-vs-malignant AUC {m['auc_benign_vs_malignant']:.2f} and mean Dice "
-            f"{m['dice_mean']:.2f} on its {unseen['n_images']} images; expect figures nearer these than the "
-            "test split's on another hospital's images.")
+    keys = ("accuracy", "auc_benign_vs_malignant", "dice_mean")
+
+    def figures(part: dict) -> str:
+        return ", ".join(f"{part['metrics'][k]['value']:.2f}" for k in keys)
+
+    def names(sets: list[str]) -> str:
+        return " and ".join(SITE_NAMES.get(d, d) for d in sets)
+
+    seen = "; ".join(f"{figures(part)} on {SITE_NAMES.get(d, d)}'s {part['n_images']} test images"
+                     for d, part in report["seen_test"].items())
+    line = (f"Cross-site check: the same recipes trained on {names(report['trained_on'])} alone reached accuracy, "
+            f"benign-vs-malignant AUC and mean Dice of {figures(report['unseen_all'])} on "
+            f"{names(report['unseen'])}'s {report['unseen_all']['n_images']} images, against {seen}. Images from "
+            "another hospital or scanner may lose as much.")
     limitations = [x for x in card.get("limitations", []) if not x.startswith("Cross-site check:")]
     return {**card, "limitations": [*limitations, line], "cross_site_check": report}

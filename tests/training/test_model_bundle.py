@@ -95,3 +95,19 @@ def test_litert_matches_keras_reference_on_real_images(bundle_dir, data_root):
         mask, probs = predictor.run(x)
         assert np.abs(np.asarray(ref["mask"])[0, :, :, 0] - mask).max() < 1e-4
         assert np.abs(np.asarray(ref["probs"])[0] - probs).max() < 1e-4
+
+
+def test_cross_site_check_and_its_limitation_agree(bundle_dir, data_root):
+    """The card's cross-site check (a pair of the member recipes trained on BUSI alone, measured on
+    BrEaST) and the limitation that reports it say the same figures; the check never saw BrEaST."""
+    from busapp.training.sites import amend_card
+
+    card = json.loads((bundle_dir / "card.json").read_text())
+    check = card["cross_site_check"]
+    assert check["trained_on"] == ["busi"] and check["unseen"] == ["breast_lesions_usg"]
+    assert all(r["datasets"] == ["busi"] for r in check["recipes"])
+    assert check["unseen_all"]["n_images"] == len([r for s in ("train", "val", "test") for r in records_for(s, data_root)
+                                                   if r.dataset == "breast_lesions_usg"])
+    assert amend_card(card, check) == card  # the limitation line is the one amend_card writes from these figures
+    acc = check["unseen_all"]["metrics"]["accuracy"]
+    assert acc["ci95"][0] <= acc["value"] <= acc["ci95"][1]

@@ -122,7 +122,7 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
 
     amended = amend_card(amend_card(card, site), site)  # a second check replaces the first's line
     lines = [x for x in amended["limitations"] if x.startswith("Cross-site check:")]
-    assert len(lines) == 1 and "without BrEaST-Lesions-USG" in lines[0] and "on its 6 images" in lines[0]
+    assert len(lines) == 1 and "trained on BUSI alone" in lines[0] and "on BrEaST-Lesions-USG's 6 images" in lines[0]
     assert amended["cross_site_check"] == site and amended["limitations"][:-1] == card["limitations"]
     assert main(["site-report", "--data", str(data_root), "--work-dir", str(work3), "--rules-from", str(out / "card.json"),
                  "--limit", "6"]) == 2  # work3 trained on both data sets
