@@ -163,7 +163,8 @@ def amend_card(card: dict, report: dict) -> dict:
     keys = ("accuracy", "auc_benign_vs_malignant", "dice_mean")
 
     def figures(part: dict) -> str:
-        return ", ".join(f"{part['metrics'][k]['value']:.2f}" for k in keys)
+        values = (part["metrics"][k]["value"] for k in keys)
+        return ", ".join("n/a" if v is None else f"{v:.2f}" for v in values)  # n/a: e.g. no malignant image
 
     def names(sets: list[str]) -> str:
         return " and ".join(SITE_NAMES.get(d, d) for d in sets)
