@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight of the image-level lesion-presence loss on the mask (0: off)")
     p.add_argument("--presence-normal-only", action="store_true",
                    help="the presence loss counts normal images only")
-    p.add_argument("--augment", choices=("standard", "strong"), default=FitConfig.augment,
+    p.add_argument("--augment", choices=("standard", "strong", "domain"), default=FitConfig.augment,
                    help="augmentation strength: strong widens the geometric and intensity ranges and adds "
                         "a gamma curve and speckle-like noise")
     p.add_argument("--train-datasets", nargs="+", choices=DATASETS, default=list(DATASETS),

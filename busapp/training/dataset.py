@@ -45,11 +45,18 @@ def cached_arrays(data_root: Path, records: list[Record], size: int, cache_dir: 
 # Geometric and intensity ranges per augmentation strength. "strong" widens every range and adds a
 # gamma curve and multiplicative (speckle-like) noise: ultrasound gain, depth and probe differ far
 # more between machines than the "standard" ranges cover, and training accuracy reaches 1.0 with them.
+# "domain" adds what differs between scanners and sites rather than between frames: a lower
+# effective resolution (down- and up-sampled, as a coarser probe or a smaller stored image), a
+# depth-dependent gain (time-gain compensation set differently), and contrast about the padding
+# value, so that padding stays black as on every real scan. ``blur``: the smallest resampling scale.
+_BASE = {"blur": None, "depth_gain": 0.0, "contrast_about_pad": False}
 AUGMENT = {
-    "standard": {"rotate": 0.04, "zoom": 0.15, "shift": 0.06, "contrast": (0.8, 1.25), "brightness": 0.12,
+    "standard": {**_BASE, "rotate": 0.04, "zoom": 0.15, "shift": 0.06, "contrast": (0.8, 1.25), "brightness": 0.12,
                  "gamma": None, "speckle": 0.0},
-    "strong": {"rotate": 0.06, "zoom": 0.25, "shift": 0.08, "contrast": (0.7, 1.4), "brightness": 0.15,
+    "strong": {**_BASE, "rotate": 0.06, "zoom": 0.25, "shift": 0.08, "contrast": (0.7, 1.4), "brightness": 0.15,
                "gamma": (0.7, 1.5), "speckle": 0.15},
+    "domain": {"rotate": 0.06, "zoom": 0.25, "shift": 0.08, "contrast": (0.7, 1.4), "brightness": 0.15,
+               "gamma": (0.7, 1.5), "speckle": 0.15, "blur": 0.3, "depth_gain": 0.5, "contrast_about_pad": True},
 }
 
 
@@ -80,6 +87,18 @@ def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment
             # mid-grey, so below 1 it lifts the padding to a flat dark grey (as every recipe so far
             # was trained; kept so that the recorded recipes still mean what they trained with).
             inside = tf.cast(xb > PAD_VALUE + 1e-3, tf.float32)
+            if a["blur"] is not None:
+                # one scale per batch (static shapes); about half the batches keep full resolution
+                size = tf.shape(xb)[1]
+                scale = tf.minimum(tf.random.uniform((), a["blur"], 2.0 - a["blur"]), 1.0)  # the smallest scale
+                small = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
+                xb = tf.image.resize(tf.image.resize(xb, (small, small), antialias=True), (size, size))
+                xb = xb * inside + PAD_VALUE * (1.0 - inside)
+            if a["depth_gain"] > 0:
+                # brightness that ramps with depth (image rows), top to bottom, about the middle
+                depth = tf.linspace(-0.5, 0.5, tf.shape(xb)[1])[None, :, None, None]
+                gain = 1.0 + tf.random.uniform((n, 1, 1, 1), -a["depth_gain"], a["depth_gain"]) * depth
+                xb = PAD_VALUE + (xb - PAD_VALUE) * gain
             if a["gamma"] is not None:
                 # on [0, 1] brightness, where a gamma curve keeps black black and white white
                 u = tf.clip_by_value((xb - PAD_VALUE) / (1.0 - PAD_VALUE), 0.0, 1.0)
@@ -90,7 +109,10 @@ def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment
                 xb = PAD_VALUE + (xb - PAD_VALUE) * (1.0 + sigma * tf.random.normal(tf.shape(xb)))
             contrast = tf.random.uniform((n, 1, 1, 1), *a["contrast"])
             brightness = tf.random.uniform((n, 1, 1, 1), -a["brightness"], a["brightness"])
-            xb = xb * contrast + brightness * inside
+            if a["contrast_about_pad"]:
+                xb = PAD_VALUE + (xb - PAD_VALUE) * contrast + brightness * inside
+            else:
+                xb = xb * contrast + brightness * inside
             xb = tf.clip_by_value(xb, PAD_VALUE, 1.0)
             return xb, {"mask_logits": mb, "class_logits": yb}
 

@@ -7,7 +7,8 @@ bundle's own pipeline (its test-time views, temperature, class bias, mask thresh
 rule, from its card), exported to LiteRT and measured at original resolution like the card's
 test figures, on
 
-- ``unseen_all``: every image of the data sets it never trained on (all splits: none was seen),
+- ``unseen_all``: every image of the data sets it never trained on (all splits: none was seen);
+  ``unseen_dev``, those outside the test split, for comparing recipes without reading the test split,
 - ``unseen_test`` and ``seen_test``: the test split, per side. The shipped bundle's own figures
   on the same images (its card's ``test_by_dataset``) sit beside them: the drop from the shipped
   bundle on the seen site's test images shows what one member and less data cost; a larger drop
@@ -142,6 +143,8 @@ def site_report(work_dirs: list[Path], card_path: Path, data_root: Path, split_p
         "unseen": unseen,
         "unseen_all": figures(out_unseen),
         "unseen_test": figures({k: v[in_test] for k, v in out_unseen.items()}),
+        # outside the test split: the figures a comparison of recipes may use
+        "unseen_dev": figures({k: v[~in_test] for k, v in out_unseen.items()}),
         "seen_test": metrics_by_dataset(out_seen, n_boot),
         "shipped_test_by_dataset": {"bundle": f"{card['name']} {card['version']}", **shipped},
         "outline_rules": {

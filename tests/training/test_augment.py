@@ -43,6 +43,34 @@ def test_augmented_batch_is_a_valid_training_batch(strength):
                                   np.bincount(y, minlength=3))
 
 
+def test_domain_augmentation_keeps_padding_black_and_blurs():
+    """"domain": contrast about the padding value, so padding stays exactly black; lower resolution
+    smooths the tissue; masks and the value range stay valid."""
+    pytest.importorskip("tensorflow")
+    from busapp.training.dataset import PAD_VALUE, make_tf_dataset
+
+    keras = pytest.importorskip("keras")
+
+    def roughness(strength: str) -> float:
+        """The smoothest of four batches: mean neighbouring-pixel difference in the tissue (the
+        input is uniform noise; a batch is resampled with probability ~1/2)."""
+        keras.utils.set_random_seed(5)
+        x, m, y = _batch(n=32)
+        values = []
+        for seed in range(4):
+            xb, targets = next(iter(make_tf_dataset(x, m, y, len(x), True, seed=seed, augment=strength)))
+            xb, mb = xb.numpy(), targets["mask_logits"].numpy()
+            assert set(np.unique(mb)) <= {0.0, 1.0}
+            assert xb.min() >= PAD_VALUE - 1e-6 and xb.max() <= 1.0 + 1e-6
+            flat = xb.reshape(len(xb), -1).std(1) < 1e-6
+            if strength == "domain":  # the padding-only image stays black whatever the contrast
+                assert flat.sum() == 1 and np.allclose(xb[flat], PAD_VALUE, atol=1e-6)
+            values.append(float(np.abs(np.diff(xb[:, 28:36, 28:36, 0], axis=2)).mean()))
+        return min(values)
+
+    assert roughness("domain") < 0.8 * roughness("strong")
+
+
 def test_strong_augmentation_varies_intensity_more_than_standard():
     pytest.importorskip("tensorflow")
     from busapp.training.dataset import PAD_VALUE, make_tf_dataset
