@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the presence loss counts normal images only")
     p.add_argument("--augment", choices=("standard", "strong", "domain"), default=FitConfig.augment,
                    help="augmentation strength: strong widens the geometric and intensity ranges and adds "
-                        "a gamma curve and speckle-like noise")
+                        "a gamma curve and speckle-like noise; domain adds lower resolution, depth-dependent "
+                        "gain and contrast about black (scanner and site differences)")
     p.add_argument("--train-datasets", nargs="+", choices=DATASETS, default=list(DATASETS),
                    help="fit: train on these data sets only (a cross-site check for site-report; the others stay unseen)")
     p.add_argument("--weight-decay", type=float, default=FitConfig.weight_decay, help="AdamW decoupled weight decay")
