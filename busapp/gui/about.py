@@ -63,7 +63,7 @@ def model_card_html(card: dict[str, Any] | None, error: str | None = None) -> st
         head = f"<p><b>Held-out test results</b>{f' ({n} images)' if n else ''}, 95% interval in brackets"
         if cv_figures:
             head += (f"; cross-validation: each of {cv.get('n_images', '?')} development images predicted by "
-                     "models that never saw it (smaller models, a larger sample: expect new data nearer these)")
+                     "models that never saw it (smaller models, a larger sample: expect new data from these sites nearer these)")
         rows = []
         for key, label in METRIC_LABELS:
             m = metrics.get(key)
@@ -88,6 +88,13 @@ SITE_LABELS = {"busi": "BUSI (Egypt)", "breast_lesions_usg": "BrEaST (Poland)"}
 SITE_METRICS = ("accuracy", "auc_benign_vs_malignant", "dice_mean", "ece")
 
 
+def _two_places(value: float | None) -> str:
+    """Two decimals, or three where two would round a value below 1 up to a perfect 1.00."""
+    if value is None:
+        return ""
+    return f"{value:.3f}" if value < 1 and round(value, 2) == 1 else f"{value:.2f}"
+
+
 def _by_site_html(card: dict[str, Any]) -> str:
     """The test figures per data set: the pooled figures can hide a weaker site, and a new
     hospital's images are another site again."""
@@ -102,7 +109,7 @@ def _by_site_html(card: dict[str, Any]) -> str:
         cells = []
         for site in sites.values():
             value = ((site.get("metrics") or {}).get(key) or {}).get("value")
-            cells.append(f"<td align='right'>{'' if value is None else f'{value:.2f}'}</td>")
+            cells.append(f"<td align='right'>{_two_places(value)}</td>")
         rows.append(f"<tr><td>{E(labels[key])}</td>{''.join(cells)}</tr>")
     return ("<p><b>Test results by site</b> (images in brackets): expect a new hospital's images to differ "
             "again</p><table cellspacing='0' cellpadding='2'><tr><td></td>" + head + "</tr>" + "".join(rows) + "</table>")

@@ -168,11 +168,13 @@ def test_about_shows_version_model_card_and_licences(qtbot, bundle_dir) -> None:
     assert "cross-val." not in model_card_html({**card, "cross_validation": None})
 
     # Per-site test figures, when the card has them; a figure a site cannot give stays blank.
-    sites = {"busi": {"n_images": 97, "metrics": {"accuracy": {"value": 0.912}, "ece": {"value": None}}},
+    sites = {"busi": {"n_images": 97, "metrics": {"accuracy": {"value": 0.912}, "ece": {"value": None},
+                                                  "auc_benign_vs_malignant": {"value": 0.996}}},
              "breast_lesions_usg": {"n_images": 39, "metrics": {"accuracy": {"value": 0.733}}}}
     site_html = model_card_html({**card, "metrics": {**card["metrics"], "test_by_dataset": sites}})
     assert "by site" in site_html and "BUSI (Egypt) (97)" in site_html and "BrEaST (Poland) (39)" in site_html
     assert "<td align='right'>0.91</td><td align='right'>0.73</td>" in site_html
+    assert "<td align='right'>0.996</td>" in site_html  # not a perfect-looking 1.00
     assert "by site" not in model_card_html({**card, "metrics": {"test": card["metrics"]["test"]}})
 
 
