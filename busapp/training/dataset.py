@@ -55,9 +55,8 @@ AUGMENT = {
                  "gamma": None, "speckle": 0.0},
     "strong": {**_BASE, "rotate": 0.06, "zoom": 0.25, "shift": 0.08, "contrast": (0.7, 1.4), "brightness": 0.15,
                "gamma": (0.7, 1.5), "speckle": 0.15},
-    "domain": {"rotate": 0.06, "zoom": 0.25, "shift": 0.08, "contrast": (0.7, 1.4), "brightness": 0.15,
-               "gamma": (0.7, 1.5), "speckle": 0.15, "blur": 0.3, "depth_gain": 0.5, "contrast_about_pad": True},
 }
+AUGMENT["domain"] = {**AUGMENT["strong"], "blur": 0.3, "depth_gain": 0.5, "contrast_about_pad": True}
 
 
 def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment: str = "standard"):

@@ -299,14 +299,16 @@ def metrics_by_dataset(out: dict[str, np.ndarray], n_boot: int) -> dict[str, dic
         sel = out["datasets"] == name
         if not sel.any():
             continue
-        part = {k: v[sel] for k, v in out.items()}
-        metrics = compute_metrics(part, n_boot)
-        result[name] = {
-            "n_images": int(sel.sum()),
-            "n_normal_images": int((part["y"] == 0).sum()),
-            "metrics": {k: {kk: finite_or_none(vv) for kk, vv in v.items()} for k, v in metrics.items()},
-        }
+        result[name] = subset_figures({k: v[sel] for k, v in out.items()}, n_boot)
     return result
+
+
+def subset_figures(out: dict[str, np.ndarray], n_boot: int) -> dict:
+    """Image counts and ``compute_metrics`` of a subset of ``predict_records`` outputs, JSON-ready
+    (None where the subset has nothing to measure)."""
+    return {"n_images": len(out["y"]), "n_normal_images": int((out["y"] == 0).sum()),
+            "metrics": {k: {kk: finite_or_none(vv) for kk, vv in v.items()}
+                        for k, v in compute_metrics(out, n_boot).items()}}
 
 
 def finite_or_none(v):

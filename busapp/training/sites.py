@@ -31,13 +31,13 @@ from busapp.core.preprocess import preprocess
 from busapp.training.data import CLASSES, DATASETS, Record, load_image, load_mask, read_all, read_split
 from busapp.training.finalize import (
     SUPPRESS_CANDIDATES,
-    compute_metrics,
-    finite_or_none,
     load_member,
     metrics_by_dataset,
     predict_records,
+    subset_figures,
     write_card,
 )
+from busapp.training.metrics import dice_iou
 
 log = logging.getLogger("busapp.training")
 
@@ -78,7 +78,7 @@ def outline_rule_costs(predictor: Predictor, records: list[Record], data_root: P
         mask_prob, p = predictor.run(x)
         mask = lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, False, b.mask_keep)
         truth = load_mask(data_root, rec, img.shape)
-        raw_dice.append(2 * (mask & truth).sum() / max(mask.sum() + truth.sum(), 1))
+        raw_dice.append(dice_iou(mask, truth)[0])
         empty.append(not mask.any())
         probs.append(p.astype(float))
     raw_dice, empty = np.array(raw_dice), np.array(empty)
@@ -127,11 +127,6 @@ def site_report(work_dirs: list[Path], card_path: Path, data_root: Path, split_p
     out_seen = predict_records(predictor, seen_test, data_root)
     in_test = np.array([assignment[r.key] == "test" for r in unseen_all])
 
-    def figures(out: dict[str, np.ndarray]) -> dict:
-        return {"n_images": len(out["y"]), "n_normal_images": int((out["y"] == 0).sum()),
-                "metrics": {k: {kk: finite_or_none(vv) for kk, vv in v.items()}
-                            for k, v in compute_metrics(out, n_boot).items()}}
-
     shipped = card.get("metrics", {}).get("test_by_dataset", {})
     return {
         "what": (f"{len(work_dirs)} run(s) of member recipes trained on " + ", ".join(trained) + " only, "
@@ -141,10 +136,10 @@ def site_report(work_dirs: list[Path], card_path: Path, data_root: Path, split_p
         "recipes": configs,
         "trained_on": trained,
         "unseen": unseen,
-        "unseen_all": figures(out_unseen),
-        "unseen_test": figures({k: v[in_test] for k, v in out_unseen.items()}),
+        "unseen_all": subset_figures(out_unseen, n_boot),
+        "unseen_test": subset_figures({k: v[in_test] for k, v in out_unseen.items()}, n_boot),
         # outside the test split: the figures a comparison of recipes may use
-        "unseen_dev": figures({k: v[~in_test] for k, v in out_unseen.items()}),
+        "unseen_dev": subset_figures({k: v[~in_test] for k, v in out_unseen.items()}, n_boot),
         "seen_test": metrics_by_dataset(out_seen, n_boot),
         "shipped_test_by_dataset": {"bundle": f"{card['name']} {card['version']}", **shipped},
         "outline_rules": {
