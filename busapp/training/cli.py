@@ -14,6 +14,9 @@
     busapp-train site-report --work-dir RUN
                                        # cross-site check: that run, with the shipped bundle's
                                        # views and rules, on the data set it never saw
+    busapp-train extract-members BUNDLE --out DIR
+                                       # a bundle's members as run folders, so finalize can
+                                       # pair one with a new run
     busapp-train select-rules BUNDLE --out DIR
                                        # a copy of a train-only bundle with its mask rules chosen
                                        # again on validation (for finalize --refit --rules-from)
@@ -59,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="busapp-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["split", "train", "fit", "finalize", "evaluate", "compare", "select-rules", "cv-report",
-                                        "site-report"])
-    p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate, select-rules)")
+                                        "site-report", "extract-members"])
+    p.add_argument("bundle", nargs="?", type=Path, help="bundle folder (evaluate, select-rules, extract-members)")
     p.add_argument("--data", type=Path, default=None, help="datasets folder (default ../shared/datasets or $BUSAPP_DATA)")
     p.add_argument("--out", type=Path, default=DEFAULT_BUNDLE, help="bundle folder to write")
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK, help="checkpoints, cache and logs")
@@ -160,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             card["metrics"]["test_by_dataset"] = result["by_dataset"]
             write_card(card_path, card)
             print(f"{card_path}: test_by_dataset written")
+        return 0
+
+    if args.command == "extract-members":
+        from busapp.training.members import extract_members
+
+        if args.bundle is None or args.out == DEFAULT_BUNDLE:
+            p.error("extract-members needs a BUNDLE and an --out folder for the run folders")
+        for folder in extract_members(args.bundle, args.out):
+            print(folder)
         return 0
 
     # compare and cv-report only read runs: they must not write into the first run's log

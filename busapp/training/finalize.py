@@ -354,6 +354,11 @@ def finalize(
     the same recipe trained on train only. Nothing here is then fitted on data the members saw,
     and the test split stays untouched until the final evaluation.
 
+    If that card was itself calibrated on cross-validation (``cross_validation`` in it), its views,
+    temperature and outline rule are carried over as they are, and the card says they were fitted
+    for its members, not these: the case of a bundle that keeps one earlier member
+    (``extract-members``) beside a new one, a pair no cross-validation covers.
+
     ``cv_report`` (with ``rules_from``): a ``busapp-train cv-report`` of the members' own recipes
     (checked against their configs); its out-of-fold temperature and outline rule, fitted on all
     of train + val by models that never saw the image in question, replace the earlier card's.
@@ -367,6 +372,8 @@ def finalize(
     t0 = time.time()
     candidates = [work_dir, *(extra_work_dirs or [])]
     prior = json.loads(rules_from.read_text()) if rules_from else None
+    # A prior calibrated on cross-validation (1.3.2 on): what is carried from it is described as such.
+    prior_cv = (prior or {}).get("cross_validation")
     if cv_report is not None and prior is None:
         raise ValueError("a cross-validation report calibrates a refit only")
     validation: dict | None = None
@@ -392,6 +399,10 @@ def finalize(
             "the cross-validation below, which were chosen on its out-of-fold figures (selection_history); "
             "the test split was not read for the choice"
             if cv_report is not None else
+            f"none among these runs: they are the members given, each a refit on train + val or a member of "
+            f"an earlier bundle (busapp-train extract-members), chosen as selection_history says; the temperature "
+            f"and outline rule are {prior['name']} {prior['version']}'s, nothing was fitted on data they saw"
+            if prior_cv is not None else
             f"none: the runs refit the member recipes of {prior['name']} {prior['version']} on train + val "
             "(fixed epochs, last epoch kept); nothing was chosen on data they saw")}
         source = "the cross-validation report" if cv_report is not None else f"{prior['name']} {prior['version']}"
@@ -417,8 +428,9 @@ def finalize(
         validation = {"accuracy": float((val_pred == yv).mean()), "macro_f1": macro_f1(yv, val_pred)}
         log.info("validation (final graph, model resolution): %s", validation)
 
-    # The views the calibration was fitted on; a report from before the option means no zoom.
-    views = (cv_report or {}).get("test_time_views", test_time_views(False))
+    # The views the calibration was fitted on: the report's, else those of the card it is carried
+    # from; a report or card from before the option means no zoom.
+    views = (cv_report or (prior or {}).get("architecture") or {}).get("test_time_views", test_time_views(False))
     if views not in (test_time_views(False), test_time_views(True)):
         raise ValueError(f"unknown test-time views in the cross-validation report: {views}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -512,6 +524,12 @@ def finalize(
         card["training"]["calibration"] = (
             f"temperature carried over from {prior['name']} {prior['version']} (fitted on the validation split "
             "with members trained on train only); these members trained on val, so nothing was refitted")
+        if prior_cv is not None and cv_report is None:
+            card["training"]["calibration"] = (
+                f"temperature carried over from {prior['name']} {prior['version']}, which fitted it on the "
+                f"out-of-fold outputs of {prior_cv.get('folds', '?')}-fold cross-validation of its own members' "
+                f"recipes ({prior_cv.get('n_images', '?')} images); no out-of-fold outputs exist for these "
+                "members together, so nothing was refitted")
         del card["training"]["validation_of_final_graph"]  # the members trained on it
         if prior.get("selection_history"):
             card["selection_history"] = list(prior["selection_history"])
@@ -554,10 +572,13 @@ def finalize(
         card["postprocessing"].update(rules)
         card["postprocessing"].update({k: prior["postprocessing"][k] for k in ("mask_threshold", "mask_keep")
                                        if k in prior["postprocessing"]})
-        card["postprocessing"]["mask_rules_selection"] = {
-            "rule": f"carried over from {prior['name']} {prior['version']}, chosen there on the validation split",
-            "validation": prior["postprocessing"].get("mask_rules_selection", {}).get("validation", []),
-        }
+        carried = prior["postprocessing"].get("mask_rules_selection", {})
+        card["postprocessing"]["mask_rules_selection"] = (
+            {"rule": f"carried over from {prior['name']} {prior['version']}, chosen there by: {carried['rule']}",
+             "cross_validation": carried["cross_validation"]}
+            if "cross_validation" in carried else
+            {"rule": f"carried over from {prior['name']} {prior['version']}, chosen there on the validation split",
+             "validation": carried.get("validation", [])})
     else:
         rules, table = choose_mask_rules(Predictor(out_dir, verify=False), records_val, data_root)
         card["postprocessing"].update(rules)
@@ -598,6 +619,11 @@ def finalize(
             "Probabilities use a temperature fitted on cross-validation runs, which trained on a quarter fewer "
             "images than these members and may be less confident than they are (see the test ECE). They are not "
             "risk estimates for a patient.")
+    elif prior_cv is not None:
+        card["limitations"][-1] = (
+            f"Probabilities use the temperature of {prior['name']} {prior['version']}, fitted on cross-validation "
+            "of its members' recipes, not of these members together (see the test ECE). They are not risk "
+            "estimates for a patient.")
     elif prior is not None:
         card["limitations"][-1] = (
             "Probabilities use a temperature fitted on the validation split for members trained on the training "

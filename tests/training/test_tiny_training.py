@@ -185,6 +185,25 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     assert "cross-validation" not in card3["training"]["member_selection"]["rule"]
     assert main(["finalize", *refit8, "--ensemble-work-dir", str(work2)]) == 2  # work2's recipe was not cross-validated
 
+    # A bundle keeping one of bundle8's members (extract-members) beside another run: no
+    # cross-validation covers that pair, so bundle8's views, temperature and outline rule are
+    # carried over, and the card says whose they are.
+    members8, out9 = tmp_path / "members8", tmp_path / "bundle9"
+    assert main(["extract-members", str(out8), "--out", str(members8)]) == 0
+    kept = members8 / card8["training"]["members"][0]["work_dir"]
+    swap9 = {str(out3): str(out9), str(work3): str(kept)}
+    assert main(["finalize", *[swap9.get(a, a) for a in argv4], "--refit", "--rules-from", str(out8 / "card.json"),
+                 "--ensemble-work-dir", str(work2)]) == 0
+    card9 = json.loads((out9 / "card.json").read_text())
+    assert [m["work_dir"] for m in card9["training"]["members"]] == [kept.name, "work2"]
+    assert card9["architecture"]["test_time_views"] == card8["architecture"]["test_time_views"]
+    for k in ("temperature", "suppress_mask_when_normal", "suppress_mask_when_normal_at_least", "min_area_fraction",
+              "mask_threshold", "mask_keep"):
+        assert card9["postprocessing"][k] == card8["postprocessing"][k], k
+    assert "its own members' recipes" in card9["training"]["calibration"] and "cross_validation" not in card9
+    assert card9["postprocessing"]["mask_rules_selection"]["rule"].startswith(f"carried over from busnet {card8['version']}")
+    assert Predictor(out9).predict(np.full((40, 40), 90, np.uint8)).mask.shape == (40, 40)
+
     # A report that adopted a class bias and the largest region: the graph adds the bias to the
     # tempered logits (same members and temperature: probabilities shift by exp(b)), the card says so.
     bias = [0.4, -0.1, -0.3]
