@@ -14,7 +14,6 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from busapp.core.measure import largest_component
 from busapp.core.model_bundle import MASK_KEEP
@@ -52,7 +51,7 @@ def out_of_fold(
 
     Several runs of the same fold (an ensemble's member recipes) are averaged as the exported
     graph averages its members; every fold must then have the same number of runs."""
-    from busapp.training.dataset import cached_arrays
+    from busapp.training.dataset import cached_arrays, image_sizes
     from busapp.training.split import make_folds
 
     by_fold: dict[int, list[Path]] = {}
@@ -78,9 +77,8 @@ def out_of_fold(
         outputs = [member_outputs(member, x, zoom_in) for member in members]
         mask, logits = (np.mean([o[i] for o in outputs], axis=0) for i in (0, 1))
         region = np.zeros(x.shape[:3], bool)
-        for j, rec in enumerate(held_out):
-            with Image.open(data_root / rec.dataset / rec.image) as im:
-                lb = letterbox_geometry(*im.size, size)
+        for j, wh in enumerate(image_sizes(data_root, held_out, size)):
+            lb = letterbox_geometry(*wh, size)
             region[j, lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width] = True
         for k, v in zip(parts, (mask[..., 0], logits, m[..., 0] > 0.5, y, region, [r.key for r in held_out],
                                     np.full(len(y), fold)), strict=True):

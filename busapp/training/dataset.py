@@ -1,4 +1,5 @@
-"""Arrays and tf.data pipelines for training: preprocessed once, cached, augmented on the fly."""
+"""Arrays and training batches: preprocessed once, cached, augmented on the fly (tf.data on
+TensorFlow, a PyDataset on JAX)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from busapp.core.preprocess import mask_to_input, preprocess, scale_intensity
 from busapp.training.data import Record, load_image, load_mask
@@ -15,8 +17,25 @@ from busapp.training.data import Record, load_image, load_mask
 PAD_VALUE = float(scale_intensity(np.zeros(1, np.uint8))[0])
 
 
+def packed_path(data_root: Path, size: int) -> Path:
+    """A packed data root (``scripts/pack_dev_data.py``, for a GPU machine with a small working
+    tree) holds the records' letterboxed inputs at one size instead of the images."""
+    return data_root / f"packed_{size}.npz"
+
+
 def build_arrays(data_root: Path, records: list[Record], size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x: (N, size, size, 1) float32 model inputs; m: (N, size, size, 1) {0,1}; y: (N,) class index."""
+    ys = np.array([r.label_index for r in records], np.int32)
+    if packed_path(data_root, size).exists():
+        with np.load(packed_path(data_root, size)) as z:
+            row = {k: i for i, k in enumerate(z["keys"])}
+            missing = [r.key for r in records if r.key not in row]
+            if missing:
+                raise ValueError(f"{packed_path(data_root, size)} lacks {len(missing)} records, e.g. {missing[0]}")
+            idx = np.array([row[r.key] for r in records], np.int64)
+            xs = scale_intensity(z["x"][idx])[..., None]
+            ms = np.unpackbits(z["m"][idx], axis=-1, count=size).astype(np.float32)[..., None]
+        return xs, ms, ys
     xs = np.empty((len(records), size, size, 1), np.float32)
     ms = np.empty((len(records), size, size, 1), np.float32)
     for i, rec in enumerate(records):
@@ -24,8 +43,46 @@ def build_arrays(data_root: Path, records: list[Record], size: int) -> tuple[np.
         x, lb = preprocess(img, size)
         xs[i] = x
         ms[i, :, :, 0] = mask_to_input(load_mask(data_root, rec, img.shape), lb)
-    ys = np.array([r.label_index for r in records], np.int32)
     return xs, ms, ys
+
+
+def image_sizes(data_root: Path, records: list[Record], size: int) -> list[tuple[int, int]]:
+    """(width, height) of each record's image, from the image or from a packed data root."""
+    if packed_path(data_root, size).exists():
+        with np.load(packed_path(data_root, size)) as z:
+            wh = dict(zip(z["keys"], z["wh"].tolist(), strict=True))
+        return [tuple(wh[r.key]) for r in records]
+    out = []
+    for rec in records:
+        with Image.open(data_root / rec.dataset / rec.image) as im:
+            out.append(im.size)
+    return out
+
+
+def pack_arrays(data_root: Path, records: list[Record], size: int, out_root: Path) -> Path:
+    """Write a packed data root for ``records``: the manifests, each image's letterboxed uint8
+    input, its mask (bit-packed) and its size. ``build_arrays`` then gives the same arrays."""
+    import shutil
+
+    from busapp.core.preprocess import letterbox, to_grey_u8
+    from busapp.training.data import DATASETS
+
+    xs = np.empty((len(records), size, size), np.uint8)
+    ms = np.empty((len(records), size, size), bool)
+    wh = np.empty((len(records), 2), np.int64)
+    for i, rec in enumerate(records):
+        img = load_image(data_root, rec)
+        xs[i], lb = letterbox(to_grey_u8(img), size)
+        ms[i] = mask_to_input(load_mask(data_root, rec, img.shape), lb) > 0.5
+        wh[i] = img.shape[1], img.shape[0]
+    for d in DATASETS:
+        (out_root / d).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data_root / d / "manifest.csv", out_root / d / "manifest.csv")
+    path = packed_path(out_root, size)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, keys=np.array([r.key for r in records]), x=xs, m=np.packbits(ms, axis=-1), wh=wh)
+    tmp.replace(path)
+    return path
 
 
 def cached_arrays(data_root: Path, records: list[Record], size: int, cache_dir: Path):
@@ -59,8 +116,106 @@ AUGMENT = {
 AUGMENT["domain"] = {**AUGMENT["strong"], "blur": 0.3, "depth_gain": 0.5, "contrast_about_pad": True}
 
 
-def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment: str = "standard"):
+class _TFRandom:
+    """TensorFlow's global-seeded random ops inside a tf.data map, as every recorded recipe trained."""
+
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+
+    def uniform(self, shape, low, high):
+        return self.tf.random.uniform(shape, low, high)
+
+    def normal(self, shape):
+        return self.tf.random.normal(shape)
+
+    def resample(self, xb, scale):
+        """Down to ``scale`` of the size (antialiased) and back up: a coarser effective resolution."""
+        tf = self.tf
+        size = tf.shape(xb)[1]
+        small = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
+        return tf.image.resize(tf.image.resize(xb, (small, small), antialias=True), (size, size))
+
+
+class _KerasRandom:
+    """The same draws through ``keras.random``, for any backend, called eagerly on arrays."""
+
+    def __init__(self, seed: int) -> None:
+        import keras
+
+        self.keras = keras
+        self.gen = keras.random.SeedGenerator(seed)
+
+    def uniform(self, shape, low, high):
+        return self.keras.random.uniform(shape, low, high, seed=self.gen)
+
+    def normal(self, shape):
+        return self.keras.random.normal(shape, seed=self.gen)
+
+    def resample(self, xb, scale):
+        ops = self.keras.ops
+        size = int(xb.shape[1])
+        small = int(size * float(scale))
+        down = ops.image.resize(xb, (small, small), interpolation="bilinear", antialias=True)
+        return ops.image.resize(down, (size, size), interpolation="bilinear")
+
+
+def _geometric_layers(a: dict, seed: int) -> list:
     import keras
+
+    return [  # applied in this order
+        keras.layers.RandomFlip("horizontal", seed=seed + 3),
+        keras.layers.RandomRotation(a["rotate"], fill_mode="constant", fill_value=0.0, seed=seed),
+        keras.layers.RandomZoom((-a["zoom"], a["zoom"]), fill_mode="constant", fill_value=0.0, seed=seed + 1),
+        keras.layers.RandomTranslation(a["shift"], a["shift"], fill_mode="constant", fill_value=0.0, seed=seed + 2),
+    ]
+
+
+def augment_batch(xb, mb, a: dict, geometric: list, rng):
+    """One training batch through the geometric and intensity transforms of ``a`` (an AUGMENT
+    entry), in ``keras.ops`` so that tf.data (TensorFlow) and eager JAX or PyTorch share it."""
+    from keras import ops
+
+    # Image and mask go through the same geometric transform as two channels of one tensor; the
+    # image is shifted so that the fill value 0 means "padding".
+    both = ops.concatenate([xb - PAD_VALUE, mb], axis=-1)
+    for layer in geometric:
+        both = layer(both, training=True)
+    xb, mb = both[..., :1] + PAD_VALUE, ops.cast(both[..., 1:] > 0.5, "float32")
+    n = ops.shape(xb)[0]
+    # Brightness, gamma and noise leave the padding black. The contrast factor scales about
+    # mid-grey, so below 1 it lifts the padding to a flat dark grey (as every recipe so far
+    # was trained; kept so that the recorded recipes still mean what they trained with).
+    inside = ops.cast(xb > PAD_VALUE + 1e-3, "float32")
+    if a["blur"] is not None:
+        # one scale per batch (static shapes); about half the batches keep full resolution
+        scale = ops.minimum(rng.uniform((), a["blur"], 2.0 - a["blur"]), 1.0)  # the smallest scale
+        xb = rng.resample(xb, scale)
+        xb = xb * inside + PAD_VALUE * (1.0 - inside)
+    if a["depth_gain"] > 0:
+        # brightness that ramps with depth (image rows), top to bottom, about the middle
+        depth = ops.reshape(ops.linspace(-0.5, 0.5, ops.shape(xb)[1]), (1, -1, 1, 1))
+        gain = 1.0 + rng.uniform((n, 1, 1, 1), -a["depth_gain"], a["depth_gain"]) * depth
+        xb = PAD_VALUE + (xb - PAD_VALUE) * gain
+    if a["gamma"] is not None:
+        # on [0, 1] brightness, where a gamma curve keeps black black and white white
+        u = ops.clip((xb - PAD_VALUE) / (1.0 - PAD_VALUE), 0.0, 1.0)
+        u = u ** rng.uniform((n, 1, 1, 1), *a["gamma"])
+        xb = u * (1.0 - PAD_VALUE) + PAD_VALUE
+    if a["speckle"] > 0:
+        sigma = rng.uniform((n, 1, 1, 1), 0.0, a["speckle"])
+        xb = PAD_VALUE + (xb - PAD_VALUE) * (1.0 + sigma * rng.normal(ops.shape(xb)))
+    contrast = rng.uniform((n, 1, 1, 1), *a["contrast"])
+    brightness = rng.uniform((n, 1, 1, 1), -a["brightness"], a["brightness"])
+    if a["contrast_about_pad"]:
+        xb = PAD_VALUE + (xb - PAD_VALUE) * contrast + brightness * inside
+    else:
+        xb = xb * contrast + brightness * inside
+    return ops.clip(xb, PAD_VALUE, 1.0), mb
+
+
+def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment: str = "standard"):
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, m, tf.one_hot(y, 3)))
@@ -68,54 +223,51 @@ def make_tf_dataset(x, m, y, batch_size: int, training: bool, seed: int, augment
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=training)
     if training:
-        a = AUGMENT[augment]
-        rotate = keras.layers.RandomRotation(a["rotate"], fill_mode="constant", fill_value=0.0, seed=seed)
-        zoom = keras.layers.RandomZoom((-a["zoom"], a["zoom"]), fill_mode="constant", fill_value=0.0, seed=seed + 1)
-        shift = keras.layers.RandomTranslation(a["shift"], a["shift"], fill_mode="constant", fill_value=0.0,
-                                               seed=seed + 2)
-        flip = keras.layers.RandomFlip("horizontal", seed=seed + 3)
+        a, geometric, rng = AUGMENT[augment], _geometric_layers(AUGMENT[augment], seed), _TFRandom()
 
-        def augment_batch(xb, mb, yb):
-            # Image and mask go through the same geometric transform as two channels of one
-            # tensor; the image is shifted so that the fill value 0 means "padding".
-            both = tf.concat([xb - PAD_VALUE, mb], axis=-1)
-            both = shift(zoom(rotate(flip(both, training=True), training=True), training=True), training=True)
-            xb, mb = both[..., :1] + PAD_VALUE, tf.cast(both[..., 1:] > 0.5, tf.float32)
-            n = tf.shape(xb)[0]
-            # Brightness, gamma and noise leave the padding black. The contrast factor scales about
-            # mid-grey, so below 1 it lifts the padding to a flat dark grey (as every recipe so far
-            # was trained; kept so that the recorded recipes still mean what they trained with).
-            inside = tf.cast(xb > PAD_VALUE + 1e-3, tf.float32)
-            if a["blur"] is not None:
-                # one scale per batch (static shapes); about half the batches keep full resolution
-                size = tf.shape(xb)[1]
-                scale = tf.minimum(tf.random.uniform((), a["blur"], 2.0 - a["blur"]), 1.0)  # the smallest scale
-                small = tf.cast(tf.cast(size, tf.float32) * scale, tf.int32)
-                xb = tf.image.resize(tf.image.resize(xb, (small, small), antialias=True), (size, size))
-                xb = xb * inside + PAD_VALUE * (1.0 - inside)
-            if a["depth_gain"] > 0:
-                # brightness that ramps with depth (image rows), top to bottom, about the middle
-                depth = tf.linspace(-0.5, 0.5, tf.shape(xb)[1])[None, :, None, None]
-                gain = 1.0 + tf.random.uniform((n, 1, 1, 1), -a["depth_gain"], a["depth_gain"]) * depth
-                xb = PAD_VALUE + (xb - PAD_VALUE) * gain
-            if a["gamma"] is not None:
-                # on [0, 1] brightness, where a gamma curve keeps black black and white white
-                u = tf.clip_by_value((xb - PAD_VALUE) / (1.0 - PAD_VALUE), 0.0, 1.0)
-                u = u ** tf.random.uniform((n, 1, 1, 1), *a["gamma"])
-                xb = u * (1.0 - PAD_VALUE) + PAD_VALUE
-            if a["speckle"] > 0:
-                sigma = tf.random.uniform((n, 1, 1, 1), 0.0, a["speckle"])
-                xb = PAD_VALUE + (xb - PAD_VALUE) * (1.0 + sigma * tf.random.normal(tf.shape(xb)))
-            contrast = tf.random.uniform((n, 1, 1, 1), *a["contrast"])
-            brightness = tf.random.uniform((n, 1, 1, 1), -a["brightness"], a["brightness"])
-            if a["contrast_about_pad"]:
-                xb = PAD_VALUE + (xb - PAD_VALUE) * contrast + brightness * inside
-            else:
-                xb = xb * contrast + brightness * inside
-            xb = tf.clip_by_value(xb, PAD_VALUE, 1.0)
+        def to_training_batch(xb, mb, yb):
+            xb, mb = augment_batch(xb, mb, a, geometric, rng)
             return xb, {"mask_logits": mb, "class_logits": yb}
 
-        ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(to_training_batch, num_parallel_calls=tf.data.AUTOTUNE)
     else:
         ds = ds.map(lambda xb, mb, yb: (xb, {"mask_logits": mb, "class_logits": yb}))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_array_batches(x, m, y, batch_size: int, seed: int, augment: str = "standard"):
+    """Shuffled, augmented training batches without TensorFlow (``keras.utils.PyDataset``): the
+    path for the JAX backend on a lent GPU machine, where TensorFlow is not installed."""
+    import keras
+
+    class AugmentedBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order_rng = np.random.default_rng(seed)
+            self.order = self.order_rng.permutation(len(x))
+            self.a = AUGMENT[augment]
+            self.geometric = _geometric_layers(self.a, seed)
+            self.rng = _KerasRandom(seed + 4)
+            self.onehot = np.eye(3, dtype=np.float32)[y]
+
+        def __len__(self) -> int:
+            return len(x) // batch_size  # drop the remainder, as the tf.data path does
+
+        def __getitem__(self, i: int):
+            idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
+            xb, mb = augment_batch(x[idx], m[idx], self.a, self.geometric, self.rng)
+            return xb, {"mask_logits": mb, "class_logits": self.onehot[idx]}
+
+        def on_epoch_end(self) -> None:
+            self.order = self.order_rng.permutation(len(x))
+
+    return AugmentedBatches()
+
+
+def make_training_data(x, m, y, batch_size: int, seed: int, augment: str = "standard"):
+    """tf.data on the TensorFlow backend (every recorded recipe), a PyDataset on any other."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        return make_tf_dataset(x, m, y, batch_size, True, seed, augment)
+    return make_array_batches(x, m, y, batch_size, seed, augment)

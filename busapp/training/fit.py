@@ -133,12 +133,14 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     train + val, the recipe fixed beforehand) the last epoch's weights are kept instead."""
     import keras
 
-    from busapp.training.dataset import cached_arrays, make_tf_dataset
+    from busapp.training.dataset import cached_arrays, make_training_data
     from busapp.training.model import build_busnet
 
     work_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
-    (work_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    # What trained it, beside the recipe: a run on a lent GPU (JAX) draws other random numbers.
+    trained_with = {"keras": keras.__version__, "backend": keras.backend.backend()}
+    (work_dir / "config.json").write_text(json.dumps({**asdict(cfg), "trained_with": trained_with}, indent=2))
 
     t0 = time.time()
     xt, mt, yt = cached_arrays(data_root, records_train, cfg.size, work_dir / "cache")
@@ -200,9 +202,9 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
         keras.callbacks.CSVLogger(str(work_dir / "history.csv"), append=True),
     ]
     model.fit(
-        make_tf_dataset(xt, mt, yt, cfg.batch_size, True, cfg.seed, cfg.augment),
+        make_training_data(xt, mt, yt, cfg.batch_size, cfg.seed, cfg.augment),
         epochs=cfg.epochs,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded); Keras would only warn
+        shuffle=False,  # the batches are shuffled (seeded) by make_training_data; Keras would only warn
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,  # a bar on a terminal, a line per epoch in a log
     )

@@ -17,16 +17,29 @@ def _batch(n: int = 16, size: int = 64):
     return x, m, y
 
 
-@pytest.mark.parametrize("strength", ["standard", "strong"])
-def test_augmented_batch_is_a_valid_training_batch(strength):
+def _first_batch(path: str, x, m, y, strength: str):
+    """The first training batch of the tf.data path (TensorFlow) or of the PyDataset path (JAX on a
+    lent GPU; here run eagerly on the TensorFlow backend), as numpy."""
+    from busapp.training.dataset import make_array_batches, make_tf_dataset
+
+    if path == "tf.data":
+        xb, targets = next(iter(make_tf_dataset(x, m, y, len(x), True, seed=5, augment=strength)))
+    else:
+        xb, targets = make_array_batches(x, m, y, len(x), seed=5, augment=strength)[0]
+    return np.asarray(xb), {k: np.asarray(v) for k, v in targets.items()}
+
+
+@pytest.mark.parametrize("path", ["tf.data", "arrays"])
+@pytest.mark.parametrize("strength", ["standard", "strong", "domain"])
+def test_augmented_batch_is_a_valid_training_batch(strength, path):
     pytest.importorskip("tensorflow")
-    from busapp.training.dataset import PAD_VALUE, make_tf_dataset
+    from busapp.training.dataset import PAD_VALUE
 
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(5)  # as fit does: the unseeded intensity draws become reproducible
     x, m, y = _batch()
-    xb, targets = next(iter(make_tf_dataset(x, m, y, len(x), True, seed=5, augment=strength)))
-    xb, mb = xb.numpy(), targets["mask_logits"].numpy()
+    xb, targets = _first_batch(path, x, m, y, strength)
+    mb = targets["mask_logits"]
     assert xb.shape == x.shape and mb.shape == m.shape
     assert set(np.unique(mb)) <= {0.0, 1.0}
     assert xb.min() >= PAD_VALUE - 1e-6 and xb.max() <= 1.0 + 1e-6
@@ -35,11 +48,13 @@ def test_augmented_batch_is_a_valid_training_batch(strength):
     flat = xb.reshape(len(xb), -1).std(1) < 1e-6
     assert flat.sum() == 1  # the padding-only image, and no other
     assert xb[flat].max() <= 0.7 * PAD_VALUE + 1e-6
+    if strength == "domain":  # contrast about black: the padding stays exactly black
+        assert np.allclose(xb[flat], PAD_VALUE, atol=1e-6)
     # The transforms move the lesion but keep most of it in the frame.
     kept = mb.reshape(len(mb), -1).sum(1) / m.reshape(len(m), -1).sum(1)
     assert np.median(kept) > 0.5
     # shuffled, so the labels are compared as counts
-    np.testing.assert_array_equal(np.bincount(targets["class_logits"].numpy().argmax(1), minlength=3),
+    np.testing.assert_array_equal(np.bincount(targets["class_logits"].argmax(1), minlength=3),
                                   np.bincount(y, minlength=3))
 
 
@@ -87,3 +102,17 @@ def test_strong_augmentation_varies_intensity_more_than_standard():
         return float(inside.std())
 
     assert spread("strong") > 1.3 * spread("standard")
+
+
+def test_array_batches_cover_each_image_once_per_epoch_and_reshuffle():
+    pytest.importorskip("keras")
+    from busapp.training.dataset import make_array_batches
+
+    x, m, _ = _batch(n=20)
+    batches = make_array_batches(x, m, np.arange(20) % 3, batch_size=8, seed=1)
+    assert len(batches) == 2  # 20 // 8: the remainder is dropped, as tf.data does in training
+    first = np.concatenate([batches[i][1]["class_logits"].argmax(1) for i in range(len(batches))])
+    order1 = batches.order.copy()
+    batches.on_epoch_end()
+    assert len(first) == 16 and not np.array_equal(order1, batches.order)
+    assert sorted(batches.order.tolist()) == list(range(20))

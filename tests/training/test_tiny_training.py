@@ -36,6 +36,8 @@ def test_tiny_training_run_resumes_and_writes_a_working_bundle(data_root, tmp_pa
     with open(work / "history.csv") as f:
         epochs = [row["epoch"] for row in csv.DictReader(f)]
     assert epochs == ["0", "1"]  # resumed at the second epoch; the first was not trained again
+    trained_with = json.loads((work / "config.json").read_text())["trained_with"]
+    assert trained_with == {"keras": keras.__version__, "backend": keras.backend.backend()}
 
     card = json.loads((out / "card.json").read_text())
     assert card["input"]["size"] == 64 and card["metrics"]["n_test_images"] == 10
