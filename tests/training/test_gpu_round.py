@@ -1,0 +1,53 @@
+"""scripts/gpu_round.py: the pace it measures, the rung it falls back to, and the weights it brings back."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_round.py"
+
+
+@pytest.fixture(scope="module")
+def gpu_round():
+    pytest.importorskip("h5py")
+    spec = importlib.util.spec_from_file_location("gpu_round", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pace_from_epochs_as_they_land(gpu_round, tmp_path, monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr(gpu_round.time, "time", lambda: clock["now"])
+    hist = tmp_path / "run" / "history.csv"
+    hist.parent.mkdir()
+    seen: dict = {}
+
+    def at(seconds: float, epochs: int) -> dict:
+        clock["now"] = seconds
+        hist.write_text("epoch,loss\n" + "".join(f"{e},1.0\n" for e in range(epochs)))
+        return gpu_round.measure_pace(tmp_path, {"run": None}, 0.0, seen)
+
+    assert at(30, 1) == {}  # the first epoch carries the compile time: no pace yet
+    assert at(34, 2) == {}
+    pace = at(38, 3)  # 4 s an epoch after a 30 s first one
+    assert pace == {"run": (26.0, 4.0)}
+    assert gpu_round.finish(pace, 80) == 26.0 + 80 * 4.0
+    assert gpu_round.finish({**pace, "slow": (20.0, 6.0)}, 10) == 80.0  # the slowest run decides
+
+
+def test_weights_only_drops_the_optimizer_and_keeps_the_layers(gpu_round, tmp_path):
+    import h5py
+
+    src, dst = tmp_path / "a.weights.h5", tmp_path / "b.weights.h5"
+    with h5py.File(src, "w") as f:
+        f.attrs["note"] = "x"
+        f.create_dataset("layers/conv/vars/0", data=np.arange(6.0))
+        f.create_dataset("optimizer/vars/0", data=np.zeros(1000))
+        f.create_dataset("vars/0", data=np.ones(2))
+    gpu_round.weights_only(src, dst)
+    with h5py.File(dst) as f:
+        assert sorted(f) == ["layers", "vars"] and f.attrs["note"] == "x"
+        np.testing.assert_array_equal(f["layers/conv/vars/0"][()], np.arange(6.0))
