@@ -60,27 +60,25 @@ def image_sizes(data_root: Path, records: list[Record], size: int) -> list[tuple
 
 
 def pack_arrays(data_root: Path, records: list[Record], size: int, out_root: Path) -> Path:
-    """Write a packed data root for ``records``: the manifests, each image's letterboxed uint8
-    input, its mask (bit-packed) and its size. ``build_arrays`` then gives the same arrays."""
+    """Write a packed data root for ``records``: the manifests, each image's letterboxed input as
+    uint8, its mask (bit-packed) and its size. ``build_arrays`` then gives the same arrays."""
     import shutil
 
-    from busapp.core.preprocess import letterbox, to_grey_u8
+    from busapp.core.preprocess import INTENSITY_OFFSET, INTENSITY_SCALE
     from busapp.training.data import DATASETS
 
-    xs = np.empty((len(records), size, size), np.uint8)
-    ms = np.empty((len(records), size, size), bool)
-    wh = np.empty((len(records), 2), np.int64)
-    for i, rec in enumerate(records):
-        img = load_image(data_root, rec)
-        xs[i], lb = letterbox(to_grey_u8(img), size)
-        ms[i] = mask_to_input(load_mask(data_root, rec, img.shape), lb) > 0.5
-        wh[i] = img.shape[1], img.shape[0]
+    x, m, _ = build_arrays(data_root, records, size)
+    # The preprocessing scales uint8 pixels, so its output maps back to them exactly.
+    u8 = np.rint(x[..., 0] * INTENSITY_SCALE + INTENSITY_OFFSET).astype(np.uint8)
+    if not np.array_equal(scale_intensity(u8), x[..., 0]):
+        raise ValueError("the model inputs are not scaled 8-bit pixels: they cannot be packed")
     for d in DATASETS:
         (out_root / d).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data_root / d / "manifest.csv", out_root / d / "manifest.csv")
     path = packed_path(out_root, size)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, keys=np.array([r.key for r in records]), x=xs, m=np.packbits(ms, axis=-1), wh=wh)
+    np.savez_compressed(tmp, keys=np.array([r.key for r in records]), x=u8, m=np.packbits(m[..., 0] > 0.5, axis=-1),
+                        wh=np.array(image_sizes(data_root, records, size), np.int64))
     tmp.replace(path)
     return path
 
