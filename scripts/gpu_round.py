@@ -10,7 +10,10 @@ a summary, and the weights (model only, no optimizer state) of the runs the plan
 
 PLAN.json: {"runs": {NAME: [fit arguments, without --epochs]}, "epochs": [E, smaller E, ...],
             "reports": {NAME: [run names]}, "bring_back": [run names],
-            "report_args": [more cv-report arguments]}
+            "report_args": [more cv-report arguments], "zoom_in": true}
+
+"zoom_in" (default true) gives every report the enlarged-centre view (``cv-report --zoom-in``);
+false scores image + mirror only, the views a larger input can afford within 40 ms.
 
 How fast the machine trains is not known before the call, so the epochs come as a ladder fixed
 in the plan: all runs start with the first; once every run has timed a few epochs, a run that
@@ -134,7 +137,8 @@ def main() -> int:
             summary["reports"][name] = "not run: a run did not finish"
             continue
         wds = [str(args.work / r) for r in runs]
-        cmd = [*CLI, "cv-report", "--zoom-in", *plan.get("report_args", []), "--data", str(args.data), "--work-dir", wds[0]]
+        zoom = ["--zoom-in"] if plan.get("zoom_in", True) else []
+        cmd = [*CLI, "cv-report", *zoom, *plan.get("report_args", []), "--data", str(args.data), "--work-dir", wds[0]]
         for wd in wds[1:]:
             cmd += ["--ensemble-work-dir", wd]
         (args.work / "reports").mkdir(exist_ok=True)
