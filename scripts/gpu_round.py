@@ -80,6 +80,16 @@ def finish(pace: dict[str, tuple[float, float]], epochs: int) -> float:
     return max(ready + epochs * per_epoch for ready, per_epoch in pace.values())
 
 
+def report_command(plan: dict, data: Path, work_dirs: list[Path]) -> list[str]:
+    """The ``cv-report`` call over these runs: with the enlarged centre unless the plan says
+    ``"zoom_in": false``, then the plan's ``report_args``."""
+    zoom = ["--zoom-in"] if plan.get("zoom_in", True) else []
+    cmd = [*CLI, "cv-report", *zoom, *plan.get("report_args", []), "--data", str(data), "--work-dir", str(work_dirs[0])]
+    for wd in work_dirs[1:]:
+        cmd += ["--ensemble-work-dir", str(wd)]
+    return cmd
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("plan", type=Path)
@@ -136,11 +146,7 @@ def main() -> int:
         if not all(summary["runs"].get(r, {}).get("done") for r in runs):
             summary["reports"][name] = "not run: a run did not finish"
             continue
-        wds = [str(args.work / r) for r in runs]
-        zoom = ["--zoom-in"] if plan.get("zoom_in", True) else []
-        cmd = [*CLI, "cv-report", *zoom, *plan.get("report_args", []), "--data", str(args.data), "--work-dir", wds[0]]
-        for wd in wds[1:]:
-            cmd += ["--ensemble-work-dir", wd]
+        cmd = report_command(plan, args.data, [args.work / r for r in runs])
         (args.work / "reports").mkdir(exist_ok=True)
         with open(args.work / "reports" / f"{name}.json", "w") as out, open(args.work / f"{name}.err", "w") as err:
             reports[name] = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)

@@ -51,3 +51,16 @@ def test_weights_only_drops_the_optimizer_and_keeps_the_layers(gpu_round, tmp_pa
     with h5py.File(dst) as f:
         assert sorted(f) == ["layers", "vars"] and f.attrs["note"] == "x"
         np.testing.assert_array_equal(f["layers/conv/vars/0"][()], np.arange(6.0))
+
+
+def test_report_views_follow_the_plan(gpu_round, tmp_path):
+    """Plan E scores 320-px runs with image + mirror only; older plans keep the enlarged centre."""
+    import json
+
+    runs = [tmp_path / "a", tmp_path / "b"]
+    old = gpu_round.report_command({}, tmp_path, runs)
+    assert "--zoom-in" in old and old[-2:] == ["--ensemble-work-dir", str(runs[1])]
+    plan_e = json.loads((SCRIPT.parent / "gpu_plans" / "plan-e-resolution.json").read_text())
+    cmd = gpu_round.report_command(plan_e, tmp_path, runs)
+    assert "--zoom-in" not in cmd and cmd[cmd.index("--work-dir") + 1] == str(runs[0])
+    assert all("--size" in a and a[a.index("--size") + 1] == "320" for a in plan_e["runs"].values())
