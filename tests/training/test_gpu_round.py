@@ -1,6 +1,7 @@
 """scripts/gpu_round.py: the pace it measures, the rung it falls back to, and the weights it brings back."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,6 @@ def test_weights_only_drops_the_optimizer_and_keeps_the_layers(gpu_round, tmp_pa
 
 def test_report_views_follow_the_plan(gpu_round, tmp_path):
     """Plan E scores 320-px runs with image + mirror only; older plans keep the enlarged centre."""
-    import json
-
     runs = [tmp_path / "a", tmp_path / "b"]
     old = gpu_round.report_command({}, tmp_path, runs)
     assert "--zoom-in" in old and old[-2:] == ["--ensemble-work-dir", str(runs[1])]
