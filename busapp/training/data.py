@@ -15,7 +15,11 @@ import numpy as np
 from PIL import Image
 
 CLASSES = ("normal", "benign", "malignant")
-DATASETS = ("busi", "breast_lesions_usg")
+DATASETS = ("busi", "breast_lesions_usg")  # busnet 1.x's two sites
+# Every site, for busnet 2's leave-one-site-out training. BUS-UCLM's duplicate groups are patients
+# (frames of one breast), which legitimately hold several labels: see split.make_patient_split.
+SITES = (*DATASETS, "bus_uclm")
+PATIENT_GROUPED = ("bus_uclm",)
 SPLIT_FILE = Path(__file__).with_name("split.csv")
 SPLITS = ("train", "val", "test")
 
@@ -67,9 +71,9 @@ def read_manifest(data_root: Path, dataset: str) -> list[Record]:
     return out
 
 
-def read_all(data_root: Path | None = None) -> list[Record]:
+def read_all(data_root: Path | None = None, datasets: tuple[str, ...] = DATASETS) -> list[Record]:
     root = data_root or default_data_root()
-    return [r for d in DATASETS for r in read_manifest(root, d)]
+    return [r for d in datasets for r in read_manifest(root, d)]
 
 
 def conflicting_groups(records: Iterable[Record]) -> set[str]:
@@ -86,9 +90,10 @@ def read_split(path: Path = SPLIT_FILE) -> dict[str, str]:
         return {f"{r['dataset']}/{r['id']}": r["split"] for r in csv.DictReader(f)}
 
 
-def records_for(split: str, data_root: Path | None = None, split_path: Path = SPLIT_FILE) -> list[Record]:
+def records_for(split: str, data_root: Path | None = None, split_path: Path = SPLIT_FILE,
+                datasets: tuple[str, ...] = DATASETS) -> list[Record]:
     assignment = read_split(split_path)
-    return [r for r in read_all(data_root) if assignment.get(r.key) == split]
+    return [r for r in read_all(data_root, datasets) if assignment.get(r.key) == split]
 
 
 def load_image(data_root: Path, rec: Record) -> np.ndarray:

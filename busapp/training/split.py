@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from busapp.core.atomic import write_text_atomic
-from busapp.training.data import SPLIT_FILE, Record, conflicting_groups, read_all
+from busapp.training.data import PATIENT_GROUPED, SITES, SPLIT_FILE, Record, conflicting_groups, read_all
 
 FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
 SEED = 20261124
@@ -85,6 +85,49 @@ def make_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
     return assignment
 
 
+SEVERITY = ("normal", "benign", "malignant")
+
+
+def make_patient_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
+    """{record key: split} for a data set whose groups are patients (BUS-UCLM): a patient's frames
+    carry several labels, so whole patients are dealt out, stratified by their most severe label,
+    to the same image shares as ``make_split``. Nothing is excluded: mixed labels are not noise here."""
+    members: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        members[r.group].append(r)
+    strata: dict[str, list[str]] = defaultdict(list)
+    for g in sorted(members):
+        strata[max((r.label for r in members[g]), key=SEVERITY.index)].append(g)
+    rng = random.Random(seed)
+    assignment: dict[str, str] = {}
+    for stratum in SEVERITY:
+        gs = strata.get(stratum, [])
+        rng.shuffle(gs)
+        total = sum(len(members[g]) for g in gs)
+        filled = {"test": 0, "val": 0}
+        for g in gs:
+            n = len(members[g])
+            split = "train"
+            for s in ("test", "val"):
+                if filled[s] + n / 2 <= FRACTIONS[s] * total:
+                    split = s
+                    filled[s] += n
+                    break
+            for r in members[g]:
+                assignment[r.key] = split
+    return assignment
+
+
+def make_site_split(records: list[Record], seed: int = SEED) -> dict[str, str]:
+    """The committed split over every site: busnet 1.x's two data sets exactly as before (their
+    test images stay the same), patient-grouped sites by patient."""
+    legacy = [r for r in records if r.dataset not in PATIENT_GROUPED]
+    out = make_split(legacy, seed)
+    for d in PATIENT_GROUPED:
+        out.update(make_patient_split([r for r in records if r.dataset == d], seed))
+    return out
+
+
 def write_split(assignment: dict[str, str], records: list[Record], path: Path = SPLIT_FILE) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)  # default \r\n line ends, as the committed file (its sha256 is in the card)
@@ -95,7 +138,7 @@ def write_split(assignment: dict[str, str], records: list[Record], path: Path = 
 
 
 def main(out: Path = SPLIT_FILE) -> dict[str, str]:
-    records = read_all()
-    assignment = make_split(records)
+    records = read_all(datasets=SITES)
+    assignment = make_site_split(records)
     write_split(assignment, records, out)
     return assignment
