@@ -2,13 +2,30 @@
 
 from collections import Counter, defaultdict
 
-from busapp.training.data import SPLIT_FILE, conflicting_groups, read_all, read_split
-from busapp.training.split import make_split
+from busapp.training.data import SITES, SPLIT_FILE, conflicting_groups, read_all, read_split
+from busapp.training.split import make_site_split, make_split
 
 
 def test_committed_split_is_reproducible(data_root):
-    records = read_all(data_root)
-    assert make_split(records) == read_split(SPLIT_FILE)
+    records = read_all(data_root, SITES)
+    assert make_site_split(records) == read_split(SPLIT_FILE)
+    # busnet 1.x's two sites keep exactly the split they had before BUS-UCLM was added
+    old = read_all(data_root)
+    assert {k: v for k, v in read_split(SPLIT_FILE).items() if not k.startswith("bus_uclm/")} == make_split(old)
+
+
+def test_patients_never_cross_splits_and_every_split_has_each_label(data_root):
+    records = [r for r in read_all(data_root, SITES) if r.dataset == "bus_uclm"]
+    assignment = read_split(SPLIT_FILE)
+    by_patient = defaultdict(set)
+    for r in records:
+        by_patient[r.group].add(assignment[r.key])
+    assert all(len(s) == 1 for s in by_patient.values())
+    assert {assignment[r.key] for r in records} == {"train", "val", "test"}  # nothing excluded
+    for s in ("test", "val"):
+        labels = Counter(r.label for r in records if assignment[r.key] == s)
+        assert set(labels) == {"normal", "benign", "malignant"}, (s, labels)
+        assert 0.10 < sum(labels.values()) / len(records) < 0.22, (s, labels)
 
 
 def test_duplicate_groups_never_cross_splits(data_root):
