@@ -110,7 +110,7 @@ def lesion_features(grey: np.ndarray, mask_prob: np.ndarray, region: tuple[int, 
     margin_blur = float((4 * prob[band] * (1 - prob[band])).mean()) if band.any() else 0.0
 
     inside = g[mask]
-    ring = _dilate(mask, max(2, int(round(0.15 * np.sqrt(area))))) & ~mask & tissue
+    ring = _dilate(mask, max(2, round(0.15 * float(np.sqrt(area))))) & ~mask & tissue
     rim_mean = float(g[ring].mean()) if ring.any() else t_mean
     # Posterior: a band as wide as the lesion, below it, against bands beside it at that depth.
     r_lo = int(rows.max()) + 1
