@@ -26,8 +26,11 @@ def unique_mask_path(mask_dir: Path, source: Path, taken: set[Path]) -> Path:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from busapp.core.analysis import Analyzer, describe_failure
     from busapp.core.atomic import save_mask_png
+    from busapp.core.audit import AuditLog
     from busapp.core.imageio import ImageLoadError, load_image
+    from busapp.core.measure import CalibrationStore
     from busapp.core.model_bundle import ModelBundleError
     from busapp.core.predictor import Predictor
 
@@ -36,6 +39,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except ModelBundleError as e:
         print(json.dumps({"error": str(e)}), flush=True)
         return 2
+    analyzer = Analyzer(predictor, calibrations=CalibrationStore(), audit=AuditLog())
     if args.mask_dir:
         args.mask_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -43,20 +47,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for name in args.images:
         path = Path(name)
         record: dict = {"file": str(path)}
-        try:
-            image = load_image(path)
-            pred = predictor.predict(image.frame(0))
-            record.update(pred.to_json())
+        try:  # one line, one outcome: the analysis (and its mask), or one error
+            result = analyzer.analyze(load_image(path), 0, source="cli")
+            outcome = result.to_json()
             if args.mask_dir:
                 mask_path = unique_mask_path(args.mask_dir, path, taken)
-                save_mask_png(mask_path, pred.mask)
-                record["mask"] = str(mask_path)
+                save_mask_png(mask_path, result.prediction.mask)
+                outcome["mask"] = str(mask_path)
+            if result.audit_error:
+                failures += 1
+                outcome["audit_error"] = result.audit_error
+            record.update(outcome)
         except ImageLoadError as e:
             failures += 1
             record["error"] = str(e)
         except Exception as e:  # one bad file must not stop the others
             failures += 1
-            record["error"] = f"{path.name}: analysis failed ({type(e).__name__}: {e})"
+            record["error"] = describe_failure(path.name, e)
         print(json.dumps(record), flush=True)
     return 1 if failures else 0
 

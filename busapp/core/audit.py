@@ -117,15 +117,25 @@ class AuditLog:
         source: str = "gui",
         action: str = ANALYSIS,
         details: Mapping[str, Any] | None = None,
+        *,
+        model_sha256: str | None = None,
+        extra_outputs: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """An analysis (or an export of one): the Prediction's outputs and the measurements, no mask."""
+        """An analysis (or an export of one): the Prediction's outputs and the measurements, no mask.
+
+        ``model_sha256``: of the model file that ran, so a record names the exact model, not only
+        its version; ``extra_outputs`` (e.g. the risk band) are added to ``outputs``.
+        """
         outputs: dict[str, Any] = {
             "label": prediction.label,
             "probabilities": {k: round(float(v), 6) for k, v in prediction.probabilities.items()},
             "low_confidence": bool(prediction.low_confidence),
             "measurements": measurements.to_json() if measurements is not None else None,
+            **(extra_outputs or {}),
         }
         model = {"name": prediction.model_name, "version": prediction.model_version}
+        if model_sha256 is not None:
+            model["sha256"] = model_sha256
         return self.record(action, sha256=sha256, model=model, outputs=outputs, details=details, source=source)
 
     def entries(self) -> Iterator[dict[str, Any]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import queue
 import threading
 import time
@@ -27,14 +26,16 @@ from typing import Any
 
 import numpy as np
 
+from busapp.core.analysis import Analyzer, describe_failure
 from busapp.core.atomic import save_mask_png, write_text_atomic
 from busapp.core.hashing import sha256_file
 from busapp.core.imageio import ImageLoadError, load_image
-from busapp.core.measure import CalibrationStore, measure_image
+from busapp.core.imageio import find_images as find_image_files
+from busapp.core.measure import CalibrationStore
+from busapp.core.output_paths import describe_os_error
 
 CSV_NAME = "results.csv"
 MASK_DIR_NAME = "masks"
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".gif", ".webp"})
 MEASURE_COLUMNS = (
     "area",
     "area_unit",
@@ -44,6 +45,9 @@ MEASURE_COLUMNS = (
     "depth_to_width",
     "spacing_source",
 )
+# From AnalysisResult: over the card's validated threshold ("true"/"false"; empty: no validated
+# threshold), the threshold, the risk band's name, and the input warnings' codes ("; "-separated).
+RISK_COLUMNS = ("suspicious", "threshold", "risk_band", "input_warnings")
 CHECKPOINT_SECONDS = 2.0
 
 ProgressCallback = Callable[["BatchProgress"], None]
@@ -56,6 +60,7 @@ def csv_columns(classes: tuple[str, ...]) -> list[str]:
         *[f"p_{c}" for c in classes],
         "low_confidence",
         "outline_note",  # why the card's rules withheld the outline (empty: they did not)
+        *RISK_COLUMNS,
         *MEASURE_COLUMNS,
         "model_name",
         "model_version",
@@ -107,25 +112,11 @@ class BatchResult:
 def find_images(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Image files under ``folder`` (recursive, sorted) and (path, reason) for files left out.
 
-    Uses the core's content-sniffing finder where available, so the GUI and the batch agree on
-    what an image is; ``exclude`` (the output folder, if inside) is left out.
+    The core's content-sniffing finder, so the GUI and the batch agree on what an image is;
+    ``exclude`` (the output folder, if inside) is left out.
     """
     folder = Path(folder)
-    skipped: list[tuple[Path, str]] = []
-    try:
-        from busapp.core.imageio import find_images as core_find  # type: ignore[attr-defined]
-    except ImportError:
-        core_find = None
-    if core_find is not None:
-        found, skipped = core_find([folder])
-        found = [Path(p) for p in found]
-    else:  # older core: by extension
-        found = []
-        for root, dirs, files in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found += [
-                Path(root, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS
-            ]
+    found, skipped = find_image_files([folder])
     if exclude is not None:
         excl = Path(exclude).resolve()
         found = [p for p in found if not p.resolve().is_relative_to(excl)]
@@ -188,7 +179,7 @@ def _load(folder: Path, rel: str, done: Callable[[str, str], bool] | None = None
     try:
         item = _Loaded(rel, sha256_file(path))  # streamed: a 1 GB DICOM is not held twice
     except OSError as e:
-        return _Loaded(rel, error=f"{rel}: cannot be read ({e.strerror or e}).")
+        return _Loaded(rel, error=f"{rel}: cannot be read ({describe_os_error(e)}).")
     if done is not None and done(rel, item.sha256):
         return item
     try:
@@ -196,7 +187,7 @@ def _load(folder: Path, rel: str, done: Callable[[str, str], bool] | None = None
     except ImageLoadError as e:
         item.error = str(e)
     except Exception as e:  # a broken file must not stop the batch
-        item.error = f"{rel}: cannot be opened ({type(e).__name__}: {e})"
+        item.error = f"{rel}: cannot be opened ({type(e).__name__})."
     return item
 
 
@@ -227,6 +218,7 @@ def run_batch(
 
         predictor = Predictor()
     cancel = cancel or threading.Event()
+    analyzer = Analyzer(predictor, calibrations=calibrations, audit=audit)
     bundle = predictor.bundle
     columns = csv_columns(bundle.classes)
     csv_path, mask_root = out_dir / CSV_NAME, out_dir / MASK_DIR_NAME
@@ -276,8 +268,10 @@ def run_batch(
         try:
             fut.result()
         except Exception as e:
-            row["error"] = f"{rel}: the mask could not be written ({type(e).__name__}: {e})"
-            row["mask"] = ""
+            reason = describe_os_error(e) if isinstance(e, OSError) else type(e).__name__
+            kept = {k: row[k] for k in ("file", "sha256", "model_name", "model_version")}
+            row.clear()  # one row, one outcome: no result without its mask
+            row.update(kept, error=f"{rel}: the mask could not be written ({reason}).")
         rows[rel] = row
 
     last_checkpoint = time.monotonic()
@@ -294,7 +288,7 @@ def run_batch(
             rows[rel] = previous[rel]
             result.skipped += 1
         else:
-            row, mask = _analyse(item, predictor, calibrations, audit, source)
+            row, mask = _analyse(item, analyzer, source)
             if mask is not None:
                 row["mask"] = masks[rel]
                 pending.append((rel, row, writer.submit(save_mask_png, out_dir / masks[rel], mask)))
@@ -330,7 +324,7 @@ def run_batch(
     if audit is not None:
         audit.record(
             "batch",
-            model={"name": bundle.name, "version": bundle.version},
+            model=analyzer.model.to_json(),
             details={
                 "images": result.total,
                 "analysed": result.analysed,
@@ -343,15 +337,9 @@ def run_batch(
     return result
 
 
-def _analyse(
-    item: _Loaded,
-    predictor: Any,
-    calibrations: CalibrationStore | None,
-    audit: Any,
-    source: str,
-) -> tuple[dict[str, str], np.ndarray | None]:
+def _analyse(item: _Loaded, analyzer: Analyzer, source: str) -> tuple[dict[str, str], np.ndarray | None]:
     """The CSV row (without the mask column) and the mask to save, or (row with error, None)."""
-    bundle = predictor.bundle
+    bundle = analyzer.bundle
     row: dict[str, str] = {
         "file": item.rel,
         "sha256": item.sha256 or "",
@@ -362,21 +350,26 @@ def _analyse(
     if item.error:
         return row, None
     try:
-        pred = predictor.predict(item.image.frame(0))
-        m = measure_image(item.image, pred.mask, item.sha256, calibrations)
+        r = analyzer.analyze(item.image, 0, source=source, sha256=item.sha256)
     except Exception as e:  # one bad image must not stop the others
-        row["error"] = f"{item.rel}: analysis failed ({type(e).__name__}: {e})"
+        row["error"] = describe_failure(item.rel, e)
         return row, None
+    if r.audit_error:  # not in the audit log, so not a result either: the rerun analyses it again
+        row["error"] = f"{item.rel}: {r.audit_error}"
+        return row, None
+    pred = r.prediction
     row["label"] = pred.label
     for c, p in pred.probabilities.items():
         row[f"p_{c}"] = f"{p:.6f}"
     row["low_confidence"] = str(pred.low_confidence).lower()
     row["outline_note"] = pred.outline_note or ""
-    if m is not None:
+    row["suspicious"] = "" if r.suspicious is None else str(r.suspicious).lower()
+    row["threshold"] = _fmt(r.threshold)
+    row["risk_band"] = getattr(r.risk, "band", None) or ""
+    row["input_warnings"] = "; ".join(w.code for w in r.input_warnings)
+    if r.measurements is not None:
         for k in MEASURE_COLUMNS:
-            row[k] = _fmt(getattr(m, k))
-    if audit is not None:
-        audit.record_analysis(item.sha256, pred, m, source=source)
+            row[k] = _fmt(getattr(r.measurements, k))
     return row, pred.mask
 
 

@@ -413,16 +413,11 @@ def resolve_spacing(
 ) -> tuple[tuple[float, float] | None, str | None]:
     """The pixel size to measure ``lesion`` with: the image's own trusted spacing (DICOM) first,
     else the user's calibration of this file, else (None, None) = pixels."""
-    try:
-        from busapp.core.spacing import spacing_for_mask
-    except ImportError:  # older core without region-aware spacing
-        spacing_for_mask = None
-    if spacing_for_mask is not None:
-        found = spacing_for_mask(loaded, lesion)
-        if found is not None:
-            return found
-    elif getattr(loaded, "pixel_spacing_mm", None) is not None:
-        return loaded.pixel_spacing_mm, loaded.spacing_source or "image header"
+    from busapp.core.spacing import spacing_for_mask
+
+    found = spacing_for_mask(loaded, lesion)
+    if found is not None:
+        return found
     if sha256 and calibrations is not None:
         spacing = calibrations.get(sha256)
         if spacing is not None:
@@ -430,17 +425,24 @@ def resolve_spacing(
     return None, None
 
 
-def measure_image(
+def measure_lesion(
     loaded: Any, mask: np.ndarray, sha256: str | None = None, calibrations: CalibrationStore | None = None
-) -> LesionMeasurements | None:
-    """Measure a predicted mask of a loaded image with the best pixel size available."""
+) -> tuple[LesionMeasurements | None, tuple[float, float] | None]:
+    """``measure_image`` plus the (row, col) mm pixel size it used (None: measured in pixels)."""
     found = _component_crop(np.asarray(mask, bool))
     if found is None:
-        return None
+        return None, None
     crop, y0, x0 = found
     lesion = np.zeros(np.shape(mask), bool)
     lesion[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
     spacing, source = resolve_spacing(loaded, lesion, sha256, calibrations)
     if spacing is None:
-        return _measure_component(crop, y0, x0, 1.0, 1.0, "px", "px²", None)
-    return measure_mask(lesion, spacing, source)
+        return _measure_component(crop, y0, x0, 1.0, 1.0, "px", "px²", None), None
+    return measure_mask(lesion, spacing, source), spacing
+
+
+def measure_image(
+    loaded: Any, mask: np.ndarray, sha256: str | None = None, calibrations: CalibrationStore | None = None
+) -> LesionMeasurements | None:
+    """Measure a predicted mask of a loaded image with the best pixel size available."""
+    return measure_lesion(loaded, mask, sha256, calibrations)[0]

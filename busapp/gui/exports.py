@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
 
 from busapp.core.audit import EXPORT_MASK, EXPORT_OVERLAY, EXPORT_REPORT
+from busapp.core.imageio import DICOM_SUFFIXES  # the one list of extensions busapp reads as DICOM
 
 if TYPE_CHECKING:
     from busapp.gui.main_window import MainWindow
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from busapp.gui.worker import Analysis
 
 log = logging.getLogger(__name__)
-
-DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
 
 
 def default_file_name(rec: ImageRecord, kind: str, ext: str) -> str:
