@@ -49,6 +49,7 @@ from busapp.gui.cine import CineController, FrameControl
 from busapp.gui.exports import ExportController
 from busapp.gui.folder_scan import FolderScanner
 from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
+from busapp.gui.outline_edit import OutlineEditController
 from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel
 from busapp.gui.records import FrameState, ImageRecord
@@ -146,6 +147,7 @@ class MainWindow(QMainWindow):
         self.cine = CineController(self, self.frame_control)
         self.exports = ExportController(self)
         self.tools = ToolsController(self)
+        self.outline_edit = OutlineEditController(self)
 
     # ------------------------------------------------------------------------------------------
     # construction
@@ -174,6 +176,7 @@ class MainWindow(QMainWindow):
         body.addWidget(rule)
         body.addWidget(self.overlay_controls)
         body.addStretch(1)
+        self.side_body = body  # seam: controllers add their sections here
         scroll = QScrollArea()
         scroll.setWidget(scroll_body)
         scroll.setWidgetResizable(True)

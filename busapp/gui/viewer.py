@@ -4,9 +4,17 @@ A QGraphicsView whose scene holds, bottom to top: the image, the lesion fill (an
 item opacity is the overlay opacity, so moving the slider never re-renders the mask), the lesion
 outline (a path drawn with a cosmetic pen: 2 screen pixels wide at every zoom) and the caliper
 lines of the measured axes. Scene coordinates are image pixels.
+
+Outline editing (issue 25): with an edit tool set (``set_edit_tool``: "brush", "eraser",
+"polygon") and a ``MaskEditor`` attached, the left button paints, erases or places polygon
+vertices (a drag with the polygon tool is a freehand lasso; Shift with it clears instead of
+filling); [ and ] change the brush size; the middle button pans. The viewer redraws the overlay
+from the editor's mask as the pointer moves and emits ``mask_edited`` when a stroke or polygon ends.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
@@ -25,6 +33,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QFrame,
+    QGraphicsEllipseItem,
     QGraphicsItemGroup,
     QGraphicsLineItem,
     QGraphicsPathItem,
@@ -34,12 +43,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from busapp.gui.worker import LESION_RGB
+from busapp.gui.worker import LESION_RGB, mask_fill_image
+from busapp.report.render import mask_outline_path
+
+if TYPE_CHECKING:
+    from busapp.gui.mask_edit import MaskEditor
 
 ZOOM_STEP = 1.25
 MAX_ZOOM = 32.0  # device pixels per image pixel
 OUTLINE_WIDTH = 2.0
 CALIPER_COLOUR = QColor(120, 200, 255)
+EDIT_TOOLS = ("brush", "eraser", "polygon")
+BRUSH_STEP = 1.25  # [ and ] scale the brush radius by this
+MIN_BRUSH, MAX_BRUSH = 1.0, 200.0  # image pixels
+LASSO_MIN_SCREEN_PX = 6.0  # a drag shorter than this is a click (a polygon vertex)
+
+
+def outline_opacity(fill_opacity: float) -> float:
+    """Outline and calipers from the opacity slider: fully opaque from the default 50 % up (the
+    border is what the reader checks), never fainter than 0.35 while the overlay is on at all (so
+    "outline only" at a low setting still shows the lesion), and nothing at 0 %."""
+    if fill_opacity <= 0.0:
+        return 0.0
+    return max(0.35, min(1.0, fill_opacity * 2.0))
 
 
 class ImageViewer(QGraphicsView):
@@ -49,6 +75,9 @@ class ImageViewer(QGraphicsView):
     left_image = Signal()
     zoom_changed = Signal(float)  # 1.0 = one image pixel per screen (device) pixel
     navigate = Signal(int)  # -1 previous / +1 next image (arrow keys)
+    mask_edited = Signal()  # a brush stroke or polygon changed the attached editor's mask
+    brush_changed = Signal(float)  # brush radius, image pixels
+    edit_tool_changed = Signal(str)  # "" when no tool
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,6 +120,29 @@ class ImageViewer(QGraphicsView):
         self._has_overlay = False
         self._placeholder = "Drop ultrasound images here\nor use File \u203a Open (Ctrl+O)"
         self._drop_hint = False
+        # Outline editing
+        self._editor: MaskEditor | None = None
+        self._tool = ""
+        self._brush_radius = 8.0
+        self._stroke_last: QPointF | None = None
+        self._poly: list[QPointF] = []
+        self._press_pos: QPointF | None = None  # viewport position of a polygon-tool press
+        self._lasso = False
+        self._pan_from: QPointF | None = None
+        self._edited_badge = ""
+        self._brush_item = QGraphicsEllipseItem()
+        self._brush_item.setZValue(5)
+        bpen = QPen(QColor(255, 255, 255, 220), 1.0)
+        bpen.setCosmetic(True)
+        self._brush_item.setPen(bpen)
+        self._brush_item.setVisible(False)
+        self._poly_item = QGraphicsPathItem()
+        self._poly_item.setZValue(4)
+        ppen = QPen(QColor(255, 255, 255, 230), 1.5, Qt.PenStyle.DashLine)
+        ppen.setCosmetic(True)
+        self._poly_item.setPen(ppen)
+        for item in (self._brush_item, self._poly_item):
+            self._scene.addItem(item)
         self._apply_overlay_state()
 
     # -- content ---------------------------------------------------------------------------------
@@ -196,11 +248,10 @@ class ImageViewer(QGraphicsView):
         self._fill_item.setVisible(on and self._overlay_mode in ("both", "fill"))
         self._outline_item.setVisible(on and self._overlay_mode in ("both", "outline"))
         self._calipers.setVisible(on and self._show_calipers)
-        # The slider drives the fill; the outline is fully opaque from the default 50 % up (the
-        # border is what the reader checks) and never fainter than 0.35, so that "outline only" at
-        # a low opacity still shows where the lesion is.
         self._fill_item.setOpacity(self._opacity)
-        self._outline_item.setOpacity(max(0.35, min(1.0, self._opacity * 2.0)))
+        line = outline_opacity(self._opacity)
+        self._outline_item.setOpacity(line)
+        self._calipers.setOpacity(line)
         self.viewport().update()
 
     # -- zoom and pan ----------------------------------------------------------------------------
@@ -272,7 +323,18 @@ class ImageViewer(QGraphicsView):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
-        if key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+        if key == Qt.Key.Key_BracketLeft:
+            self.set_brush_radius(self._brush_radius / BRUSH_STEP)
+        elif key == Qt.Key.Key_BracketRight:
+            self.set_brush_radius(self._brush_radius * BRUSH_STEP)
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._tool == "polygon" and self._poly:
+            self.finish_polygon(bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+        elif key == Qt.Key.Key_Escape and self._tool:
+            if self._poly:
+                self.cancel_polygon()
+            else:
+                self.set_edit_tool("")
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.zoom_in()
         elif key in (Qt.Key.Key_Minus, Qt.Key.Key_Underscore):
             self.zoom_out()
@@ -290,8 +352,63 @@ class ImageViewer(QGraphicsView):
         if self._fit_mode:
             self.fit()
 
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if not self._editing():
+            super().mousePressEvent(event)
+            return
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif event.button() == Qt.MouseButton.LeftButton:
+            p = self._scene_pos(event)
+            if self._tool == "polygon":
+                self._press_pos = event.position()
+                self._lasso = False
+                self._poly.append(p)
+                self._update_poly_item(p)
+            else:
+                self._editor.begin_stroke()
+                self._stroke_last = p
+                self._paint_to(p)
+        elif event.button() == Qt.MouseButton.RightButton and self._tool == "polygon" and self._poly:
+            self.finish_polygon(bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if not self._editing():
+            super().mouseReleaseEvent(event)
+            return
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = None
+            self._update_edit_cursor()
+        elif event.button() == Qt.MouseButton.LeftButton:
+            if self._tool == "polygon":
+                self._press_pos = None
+                if self._lasso:  # a freehand lasso closes when the button is released
+                    self.finish_polygon(bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            elif self._stroke_last is not None:
+                self._stroke_last = None
+                if self._editor.end_stroke():
+                    self.show_mask(self._editor.mask)
+                    self.mask_edited.emit()
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if self._editing() and self._tool == "polygon":
+            if len(self._poly) >= 3:
+                self.finish_polygon(bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
+            event.accept()
+            return
+        if self._editing():  # a fast second click of the brush paints like the first
+            self.mousePressEvent(event)
+            return
+        super().mouseDoubleClickEvent(event)
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        super().mouseMoveEvent(event)
+        if self._editing():
+            self._edit_move(event)
+        else:
+            super().mouseMoveEvent(event)
         if not self._has_image:
             return
         p = self.mapToScene(event.position().toPoint())
@@ -304,7 +421,143 @@ class ImageViewer(QGraphicsView):
 
     def leaveEvent(self, event) -> None:
         self.left_image.emit()
+        self._brush_item.setVisible(False)
         super().leaveEvent(event)
+
+    # -- outline editing -------------------------------------------------------------------------
+    def set_mask_editor(self, editor: MaskEditor | None) -> None:
+        """The mask the edit tools change (None: nothing to edit, the tools do nothing)."""
+        self.cancel_polygon()
+        if self._editor is not None and self._editor.in_stroke:
+            self._editor.end_stroke()
+        self._editor = editor
+        self._stroke_last = None
+
+    def mask_editor(self) -> MaskEditor | None:
+        return self._editor
+
+    def set_edit_tool(self, tool: str) -> None:
+        """"brush", "eraser", "polygon", or "" for none (drag pans again)."""
+        if tool and tool not in EDIT_TOOLS:
+            raise ValueError(tool)
+        if tool == self._tool:
+            return
+        self.cancel_polygon()
+        self._tool = tool
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if tool else QGraphicsView.DragMode.ScrollHandDrag)
+        self._update_edit_cursor()
+        self.edit_tool_changed.emit(tool)
+
+    def edit_tool(self) -> str:
+        return self._tool
+
+    def set_brush_radius(self, radius: float) -> None:
+        r = min(MAX_BRUSH, max(MIN_BRUSH, float(radius)))
+        if r == self._brush_radius:
+            return
+        self._brush_radius = r
+        if self._brush_item.isVisible():
+            c = self._brush_item.rect().center()
+            self._brush_item.setRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
+        self.brush_changed.emit(r)
+
+    def brush_radius(self) -> float:
+        return self._brush_radius
+
+    def set_edited_badge(self, text: str) -> None:
+        """A short note drawn in the view's corner (e.g. "Outline edited by reader")."""
+        self._edited_badge = text
+        self.viewport().update()
+
+    def show_mask(self, mask, calipers: list | None = None) -> None:
+        """Overlay from a bool mask (the editor's), keeping or replacing the calipers."""
+        empty = not mask.any()
+        fill = None if empty else mask_fill_image(mask)
+        outline = QPainterPath() if empty else mask_outline_path(mask)
+        if calipers is None:
+            self._fill_item.setPixmap(QPixmap.fromImage(fill) if fill is not None else QPixmap())
+            self._outline_item.setPath(outline)
+            self._has_overlay = not empty
+            self._apply_overlay_state()
+        else:
+            self.set_overlay(fill, outline, calipers)
+
+    def finish_polygon(self, clear: bool = False) -> bool:
+        """Close the polygon being drawn and fill it (``clear``: remove it); True if the mask changed."""
+        pts = [(p.x(), p.y()) for p in self._poly]
+        self.cancel_polygon()
+        if self._editor is None or len(pts) < 3:
+            return False
+        changed = self._editor.fill_polygon(pts, value=not clear)
+        if changed:
+            self.show_mask(self._editor.mask)
+            self.mask_edited.emit()
+        return changed
+
+    def cancel_polygon(self) -> None:
+        self._poly = []
+        self._lasso = False
+        self._press_pos = None
+        self._poly_item.setPath(QPainterPath())
+
+    def polygon_points(self) -> list[tuple[float, float]]:
+        return [(p.x(), p.y()) for p in self._poly]
+
+    def _editing(self) -> bool:
+        return bool(self._tool) and self._editor is not None and self._has_image
+
+    def _scene_pos(self, event: QMouseEvent) -> QPointF:
+        return self.mapToScene(event.position().toPoint())
+
+    def _paint_to(self, p: QPointF) -> None:
+        last = self._stroke_last or p
+        self._editor.paint(last.x(), last.y(), p.x(), p.y(), self._brush_radius, self._tool == "brush")
+        self._stroke_last = p
+        self.show_mask(self._editor.mask)
+
+    def _edit_move(self, event: QMouseEvent) -> None:
+        p = self._scene_pos(event)
+        if self._pan_from is not None:
+            d = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(d.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(d.y()))
+            return
+        if self._tool in ("brush", "eraser"):
+            r = self._brush_radius
+            self._brush_item.setRect(QRectF(p.x() - r, p.y() - r, 2 * r, 2 * r))
+            self._brush_item.setVisible(True)
+            if self._stroke_last is not None and event.buttons() & Qt.MouseButton.LeftButton:
+                self._paint_to(p)
+        elif self._tool == "polygon":
+            if self._press_pos is not None and event.buttons() & Qt.MouseButton.LeftButton:
+                moved = event.position() - self._press_pos
+                if self._lasso or abs(moved.x()) + abs(moved.y()) >= LASSO_MIN_SCREEN_PX:
+                    self._lasso = True
+                    self._poly.append(p)
+            self._update_poly_item(p)
+
+    def _update_poly_item(self, cursor: QPointF | None = None) -> None:
+        path = QPainterPath()
+        if self._poly:
+            path.moveTo(self._poly[0])
+            for q in self._poly[1:]:
+                path.lineTo(q)
+            if cursor is not None and not self._lasso:
+                path.lineTo(cursor)
+        self._poly_item.setPath(path)
+
+    def _update_edit_cursor(self) -> None:
+        vp = self.viewport()
+        if self._tool in ("brush", "eraser"):
+            vp.setCursor(Qt.CursorShape.BlankCursor if self._editor is not None else Qt.CursorShape.ForbiddenCursor)
+        elif self._tool == "polygon":
+            vp.setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            vp.unsetCursor()
+            self._brush_item.setVisible(False)
+        if self._tool not in ("brush", "eraser"):
+            self._brush_item.setVisible(False)
 
     # -- drop hint and empty state ---------------------------------------------------------------
     def set_drop_hint(self, on: bool) -> None:
@@ -314,6 +567,8 @@ class ImageViewer(QGraphicsView):
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         super().drawForeground(painter, rect)
         if self._has_image and not self._drop_hint:
+            if self._edited_badge and self._has_image:
+                self._draw_badge(painter)
             return
         painter.save()
         painter.resetTransform()  # draw in viewport coordinates
@@ -329,4 +584,20 @@ class ImageViewer(QGraphicsView):
         painter.setFont(f)
         painter.setPen(QColor(150, 156, 165))
         painter.drawText(vp, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
+
+    def _draw_badge(self, painter: QPainter) -> None:
+        painter.save()
+        painter.resetTransform()
+        f = QFont(self.font())
+        f.setBold(True)
+        painter.setFont(f)
+        fm = painter.fontMetrics()
+        w = fm.horizontalAdvance(self._edited_badge) + 16
+        box = QRectF(10, 10, w, fm.height() + 8)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(20, 22, 26, 200))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor(*LESION_RGB))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self._edited_badge)
         painter.restore()
