@@ -1,81 +1,34 @@
-"""Print a model card's test metrics as the README's Markdown tables (no hand-copied figures):
-the pooled test split, then the same figures per data set (site).
+"""Print the README's model section from a model card: one table of every test figure (pooled,
+per site, per held-out site, cross-validation, the decision threshold's sensitivity and
+specificity, as far as the card has them), then the card's limitations. No hand-copied figures:
+``tests/training/test_readme_model_table.py`` checks that the README holds exactly this text.
 
-    python scripts/card_table.py models/busnet/card.json
+    python scripts/card_table.py [models/busnet/card.json]
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
-# metric key -> (label, issue target as (comparison, value) or None)
-ROWS = {
-    "accuracy": ("3-class accuracy", (">=", 0.88)),
-    "macro_f1": ("macro-F1", (">=", 0.85)),
-    "sensitivity_normal": ("sensitivity normal", None),
-    "sensitivity_benign": ("sensitivity benign", None),
-    "sensitivity_malignant": ("sensitivity malignant", None),
-    "auc_benign_vs_malignant": ("AUC benign vs malignant", (">=", 0.92)),
-    "dice_mean": ("Dice, mean (lesion images)", (">=", 0.78)),
-    "dice_median": ("Dice, median", None),
-    "iou_mean": ("IoU, mean", None),
-    "iou_median": ("IoU, median", None),
-    "normal_nonempty_mask_rate": ("normal images with a non-empty mask", ("<=", 0.10)),
-    "ece": ("expected calibration error", None),
-}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from busapp.core.card_format import decision_lines, limitations, markdown_table
 
 
-def table(card: dict) -> str:
-    """Test value, interval and target per metric; with a ``cross_validation`` section, also the
-    out-of-fold figure (all development images, each predicted by models that never saw it)."""
-    test = card["metrics"]["test"]
-    cv = card.get("cross_validation", {}).get("figures")
-    head = ["metric", "test value", "95% CI", *(["cross-validation"] if cv else []), "issue target"]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for key, (label, target) in ROWS.items():
-        m = test[key]
-        ci = " \u2013 ".join(f"{v:.3f}" for v in m["ci95"]) if "ci95" in m else ""
-        goal = ""
-        if target:
-            op, value = target
-            met = m["value"] >= value if op == ">=" else m["value"] <= value
-            sign = "\u2265" if op == ">=" else "\u2264"
-            goal = f"{sign} {value:.2f} ({'met' if met else 'not met'})"
-        shown = f"{m['value']:.3f}"
-        if target and float(shown) == target[1] and m["value"] != target[1]:
-            shown = f"{m['value']:.4f}"  # rounding must not hide which side of the target it is on
-        cells = [label, shown, ci, *([f"{cv[key]:.3f}"] if cv else []), goal]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-SITE_NAMES = {"busi": "BUSI (Egypt)", "breast_lesions_usg": "BrEaST-Lesions-USG (Poland)"}
-
-
-def site_table(card: dict) -> str:
-    """The test figures of each data set's images alone, with their intervals ("" where the
-    subset has nothing to measure, e.g. no normal image)."""
-    sites = card["metrics"]["test_by_dataset"]
-    head = ["metric", *(f"{SITE_NAMES.get(k, k)}: {v['n_images']} images, {v['n_normal_images']} normal" for k, v in sites.items())]
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for key, (label, _target) in ROWS.items():
-        cells = [label]
-        for site in sites.values():
-            m = site["metrics"][key]
-            if m["value"] is None:
-                cells.append("")
-                continue
-            ci = f" ({m['ci95'][0]:.2f}\u2013{m['ci95'][1]:.2f})" if m.get("ci95") and None not in m["ci95"] else ""
-            cells.append(f"{m['value']:.3f}{ci}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def model_section(card: dict) -> str:
+    """The table, the threshold (if the card ships one) and the limits, as Markdown."""
+    parts = [markdown_table(card)]
+    decision = decision_lines(card)
+    if decision:
+        parts.append("\n".join(f"- {line}" for line in decision))
+    lim = limitations(card)
+    if lim:
+        parts.append("Limits (from the card):\n\n" + "\n".join(f"- {x}" for x in lim))
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":
-    with open(sys.argv[1] if len(sys.argv) > 1 else "models/busnet/card.json") as f:
-        card = json.load(f)
-    print(table(card))
-    if "test_by_dataset" in card["metrics"]:
-        print()
-        print(site_table(card))
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "models/busnet/card.json")
+    print(model_section(json.loads(path.read_text(encoding="utf-8"))))

@@ -2,7 +2,7 @@
 
 The card names every file with its sha256; loading verifies the runtime file against it so a
 swapped, truncated or corrupt model is refused with a clear message instead of giving silently
-wrong results.
+wrong results. The card's fields are checked and typed by ``busapp.core.model_card``.
 """
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from busapp.core.hashing import sha256_file
+from busapp.core.model_card import MASK_KEEP, RUNTIME_FILE, Decision, ModelCard
+
+__all__ = ["CARD_NAME", "MASK_KEEP", "ModelBundle", "ModelBundleError", "ModelCard", "load_bundle", "read_card",
+           "sha256_file"]
 
 CARD_NAME = "card.json"
 DEFAULT_BUNDLE_NAME = "busnet"
@@ -36,72 +39,87 @@ def default_bundle_dir() -> Path:
 
 @dataclass(frozen=True)
 class ModelBundle:
+    """A bundle folder and its checked card. ``card`` is typed (``ModelCard``) and also reads as
+    the JSON mapping, for display code that shows provenance fields."""
+
     directory: Path
-    card: dict[str, Any]
+    card: ModelCard
 
     @property
     def name(self) -> str:
-        return self.card["name"]
+        return self.card.name
 
     @property
     def version(self) -> str:
-        return self.card["version"]
+        return self.card.version
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self.card["classes"])
+        return self.card.classes
 
     @property
     def input_size(self) -> int:
-        return int(self.card["input"]["size"])
+        return self.card.input_size
 
     @property
     def mask_threshold(self) -> float:
-        return float(self.card["postprocessing"]["mask_threshold"])
+        return self.card.postprocessing.mask_threshold
 
     @property
     def min_area_fraction(self) -> float:
-        return float(self.card["postprocessing"].get("min_area_fraction", 0.0))
+        return self.card.postprocessing.min_area_fraction
 
     @property
     def mask_keep(self) -> str:
         """"all" regions over the threshold, or the "largest" one with its holes filled."""
-        return str(self.card["postprocessing"].get("mask_keep", "all"))
+        return self.card.postprocessing.mask_keep
 
     @property
     def suppress_mask_when_normal(self) -> bool:
-        return bool(self.card["postprocessing"].get("suppress_mask_when_normal", False))
+        return self.card.postprocessing.suppress_mask_when_normal
 
     @property
     def suppress_mask_when_normal_at_least(self) -> float | None:
         """No outline when p(normal) reaches this, whatever the top class (None: rule off)."""
-        v = self.card["postprocessing"].get("suppress_mask_when_normal_at_least")
-        return None if v is None else float(v)
+        return self.card.postprocessing.suppress_mask_when_normal_at_least
 
     @property
     def low_confidence_below(self) -> float:
-        return float(self.card["postprocessing"]["low_confidence_below"])
+        return self.card.postprocessing.low_confidence_below
+
+    @property
+    def decision(self) -> Decision | None:
+        """The validated p(malignant) threshold and bands, if the card ships them."""
+        return self.card.decision
 
     def file(self, role: str) -> Path:
-        return self.directory / self.card["files"][role]["path"]
+        return self.directory / self.card.files[role].path
 
     def verify(self, roles: tuple[str, ...] | None = None) -> None:
         """Check the sha256 of each file (by default: every file present; the runtime file must be)."""
-        files = self.card["files"]
+        files = self.card.files
         for role in roles or tuple(files):
             path = self.file(role)
             if not path.exists():
-                if role == "tflite":
+                if role == RUNTIME_FILE:
                     raise ModelBundleError(f"The model file {path.name} is missing from {self.directory}.")
                 continue
-            if sha256_file(path) != files[role]["sha256"]:
+            if sha256_file(path) != files[role].sha256:
                 raise ModelBundleError(
                     f"The model file {path.name} does not match its model card (sha256 differs): "
                     "it may be corrupt or replaced. Reinstall busapp."
                 )
 
 
-MASK_KEEP = ("all", "largest")  # the card's postprocessing.mask_keep values
+def read_card(card_path: Path) -> ModelCard:
+    """Parse and check a ``card.json``; ``ModelBundleError`` says which file and why."""
+    try:
+        raw = json.loads(card_path.read_text(encoding="utf-8"))
+        return ModelCard.from_dict(raw)
+    except OSError as e:
+        raise ModelBundleError(f"The model card {card_path} cannot be read ({e.strerror or e}).") from e
+    except (ValueError, UnicodeDecodeError) as e:  # CardError and JSON errors are ValueErrors
+        raise ModelBundleError(f"The model card {card_path} is unreadable or incomplete ({e}).") from e
 
 
 def load_bundle(directory: Path | None = None, verify: bool = True) -> ModelBundle:
@@ -109,16 +127,7 @@ def load_bundle(directory: Path | None = None, verify: bool = True) -> ModelBund
     card_path = directory / CARD_NAME
     if not card_path.exists():
         raise ModelBundleError(f"No model found: {card_path} is missing.")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        for key in ("name", "version", "classes", "input", "files", "postprocessing"):
-            card[key]
-        card["files"]["tflite"]["sha256"]
-        if card["postprocessing"].get("mask_keep", "all") not in MASK_KEEP:
-            raise ValueError(f"unknown mask_keep {card['postprocessing']['mask_keep']!r}")
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelBundleError(f"The model card {card_path} is unreadable or incomplete ({e}).") from e
-    bundle = ModelBundle(directory, card)
+    bundle = ModelBundle(directory, read_card(card_path))
     if verify:
-        bundle.verify(("tflite",))
+        bundle.verify((RUNTIME_FILE,))
     return bundle

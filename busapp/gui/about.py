@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from busapp import APP_NAME, DISCLAIMER, __version__
-
-METRIC_LABELS = (
-    ("accuracy", "Accuracy (3 classes)"),
-    ("macro_f1", "Macro F1"),
-    ("sensitivity_normal", "Sensitivity, normal"),
-    ("sensitivity_benign", "Sensitivity, benign"),
-    ("sensitivity_malignant", "Sensitivity, malignant"),
-    ("auc_benign_vs_malignant", "AUC benign vs malignant"),
-    ("dice_median", "Outline overlap (Dice), median"),
-    ("dice_mean", "Outline overlap (Dice), mean"),
-    ("ece", "Calibration error (ECE)"),
-)
+from busapp.core import card_format as fmt
+from busapp.core.card_format import Card
+from busapp.core.model_card import as_card_metrics
 
 THIRD_PARTY = (
     ("Qt for Python (PySide6)", "LGPL-3.0"),
@@ -39,8 +29,8 @@ SAMPLES_CREDIT = (
 E = html.escape
 
 
-def model_card_html(card: dict[str, Any] | None, error: str | None = None) -> str:
-    """The model card as compact HTML (also used for tests: plain dict in, string out)."""
+def model_card_html(card: Card | None, error: str | None = None) -> str:
+    """The model card as compact HTML (a ``ModelCard`` or a plain card mapping in, a string out)."""
     if card is None:
         return f"<p><b>Model:</b> not available. {E(error or '')}</p>"
     out = [f"<h3>Model: {E(str(card.get('name', '?')))} {E(str(card.get('version', '')))}</h3>"]
@@ -48,74 +38,73 @@ def model_card_html(card: dict[str, Any] | None, error: str | None = None) -> st
         out.append(f"<p class='dim'>Created {E(str(card['created']))}. {E(str(card.get('task', '')))}</p>")
     if card.get("intended_use"):
         out.append(f"<p><b>Intended use.</b> {E(str(card['intended_use']))}</p>")
-    training = card.get("training", {}) or {}
+    training = card.get("training") or {}
     data = training.get("data") or []
     if data:
         out.append("<p><b>Training data</b></p><ul>" + "".join(f"<li>{E(str(d))}</li>" for d in data) + "</ul>")
     counts = training.get("counts") or {}
     if counts:
         out.append("<p class='dim'>Images: " + ", ".join(f"{E(k)} {E(str(v))}" for k, v in counts.items()) + "</p>")
-    metrics = (card.get("metrics") or {}).get("test") or {}
-    cv = card.get("cross_validation") or {}
-    cv_figures = cv.get("figures") or {}
-    if metrics:
-        n = (card.get("metrics") or {}).get("n_test_images")
-        head = f"<p><b>Held-out test results</b>{f' ({n} images)' if n else ''}, 95% interval in brackets"
-        if cv_figures:
-            head += (f"; cross-validation: each of {cv.get('n_images', '?')} development images predicted by "
-                     "models that never saw it (smaller models, a larger sample: expect new data from these sites nearer these)")
-        rows = []
-        for key, label in METRIC_LABELS:
-            m = metrics.get(key)
-            if not isinstance(m, dict) or "value" not in m:
-                continue
-            ci = m.get("ci95")
-            ci_txt = f"[{ci[0]:.2f} \u2013 {ci[1]:.2f}]" if isinstance(ci, list | tuple) and len(ci) == 2 else ""
-            cv_txt = f"<td align='right'>&nbsp;{cv_figures[key]:.2f}</td>" if key in cv_figures else ""
-            rows.append(f"<tr><td>{E(label)}</td><td align='right'><b>{m['value']:.2f}</b></td>"
-                        f"<td class='dim'>&nbsp;{ci_txt}</td>{cv_txt}</tr>")
-        columns = ("<tr><td></td><td class='dim'>test</td><td></td><td class='dim'>&nbsp;cross-val.</td></tr>"
-                   if cv_figures else "")
-        out.append(head + "</p><table cellspacing='0' cellpadding='2'>" + columns + "".join(rows) + "</table>")
-    out.append(_by_site_html(card))
-    lim = card.get("limitations") or []
+    out.append(_decision_html(card))
+    out.append(_test_html(card))
+    out.append(_sites_html(card, "held_out_site", "<b>Sites never seen in training</b> (each predicted by a model "
+                           "trained on the other sites; images in brackets)"))
+    out.append(_sites_html(card, "test_by_dataset", "<b>Test results by site</b> (images in brackets): expect a new "
+                           "hospital's images to differ again"))
+    lim = fmt.limitations(card)
     if lim:
-        out.append("<p><b>Limitations</b></p><ul>" + "".join(f"<li>{E(str(x))}</li>" for x in lim) + "</ul>")
+        out.append("<p><b>Limitations</b></p><ul>" + "".join(f"<li>{E(x)}</li>" for x in lim) + "</ul>")
     return "".join(out)
 
 
-SITE_LABELS = {"busi": "BUSI (Egypt)", "breast_lesions_usg": "BrEaST (Poland)"}
-SITE_METRICS = ("accuracy", "auc_benign_vs_malignant", "dice_mean", "ece")
-
-
-def _two_places(value: float | None) -> str:
-    """Two decimals, or three where two would round a value below 1 up to a perfect 1.00."""
-    if value is None:
+def _test_html(card: Card) -> str:
+    rows = fmt.test_rows(card)
+    if not rows:
         return ""
-    return f"{value:.3f}" if value < 1 and round(value, 2) == 1 else f"{value:.2f}"
+    m = as_card_metrics(card)
+    n = m.n_test_images
+    head = f"<p><b>Held-out test results</b>{f' ({n} images)' if n else ''}, 95% interval in brackets"
+    with_cv = any(r.cross_validation is not None for r in rows)
+    if with_cv:
+        head += (f"; cross-validation: each of {m.cross_validation_images or '?'} development images predicted by "
+                 "models that never saw it (smaller models, a larger sample: expect new data from these sites nearer these)")
+    cells = []
+    for r in rows:
+        ci = fmt.ci_text(r.test, sep=" \u2013 ")
+        cv = f"<td align='right'>&nbsp;{r.cross_validation:.2f}</td>" if r.cross_validation is not None else ""
+        cells.append(f"<tr><td>{E(r.label)}</td><td align='right'><b>{r.test.value:.2f}</b></td>"
+                     f"<td class='dim'>&nbsp;{f'[{ci}]' if ci else ''}</td>{cv}</tr>")
+    columns = ("<tr><td></td><td class='dim'>test</td><td></td><td class='dim'>&nbsp;cross-val.</td></tr>"
+               if with_cv else "")
+    return head + "</p><table cellspacing='0' cellpadding='2'>" + columns + "".join(cells) + "</table>"
 
 
-def _by_site_html(card: dict[str, Any]) -> str:
-    """The test figures per data set: the pooled figures can hide a weaker site, and a new
-    hospital's images are another site again."""
-    sites = (card.get("metrics") or {}).get("test_by_dataset") or {}
-    if not sites:
+def _sites_html(card: Card, group: str, title: str) -> str:
+    """Figures per site: the pooled figures can hide a weaker site, and a new hospital's images
+    are another site again. A figure a site cannot give stays blank."""
+    columns = fmt.site_columns(card, group, short=True)
+    if not columns:
         return ""
-    labels = dict(METRIC_LABELS)
-    head = "".join(f"<td class='dim' align='right'>&nbsp;{E(SITE_LABELS.get(k, k))} ({v.get('n_images', '?')})</td>"
-                   for k, v in sites.items())
+    head = "".join(f"<td class='dim' align='right'>&nbsp;{E(c.heading)}"
+                   f"{f' ({c.n_images})' if c.n_images is not None else ''}</td>" for c in columns)
     rows = []
-    for key in SITE_METRICS:
-        cells = []
-        for site in sites.values():
-            value = ((site.get("metrics") or {}).get(key) or {}).get("value")
-            cells.append(f"<td align='right'>{_two_places(value)}</td>")
-        rows.append(f"<tr><td>{E(labels[key])}</td>{''.join(cells)}</tr>")
-    return ("<p><b>Test results by site</b> (images in brackets): expect a new hospital's images to differ "
-            "again</p><table cellspacing='0' cellpadding='2'><tr><td></td>" + head + "</tr>" + "".join(rows) + "</table>")
+    for key in fmt.SITE_METRICS:
+        cells = "".join(f"<td align='right'>{fmt.value_text(getattr(c.figures.get(key), 'value', None))}</td>"
+                        for c in columns)
+        rows.append(f"<tr><td>{E(fmt.METRIC_LABELS[key])}</td>{cells}</tr>")
+    return (f"<p>{title}</p><table cellspacing='0' cellpadding='2'><tr><td></td>" + head + "</tr>"
+            + "".join(rows) + "</table>")
 
 
-def licences_html(card: dict[str, Any] | None) -> str:
+def _decision_html(card: Card) -> str:
+    lines = fmt.decision_lines(card)
+    if not lines:
+        return ""
+    return (f"<p><b>Decision threshold.</b> {E(lines[0])}</p>"
+            + ("<ul>" + "".join(f"<li>{E(x)}</li>" for x in lines[1:]) + "</ul>" if lines[1:] else ""))
+
+
+def licences_html(card: Card | None) -> str:
     out = ["<h3>Licences</h3><ul>", f"<li>{APP_NAME}: Apache-2.0</li>"]
     if card:
         w = card.get("pretrained_weights") or {}
@@ -132,7 +121,7 @@ def licences_html(card: dict[str, Any] | None) -> str:
 
 
 class AboutDialog(QDialog):
-    def __init__(self, card: dict[str, Any] | None, model_error: str | None = None, icon: QIcon | None = None,
+    def __init__(self, card: Card | None, model_error: str | None = None, icon: QIcon | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"About {APP_NAME}")
