@@ -33,6 +33,7 @@ EXPORT_MASK = "export_mask"
 EXPORT_OVERLAY = "export_overlay"
 BATCH = "batch"
 CALIBRATION = "calibration"
+READER_ASSESSMENT = "reader_assessment"  # the reader's own reading (busapp.core.reader), no free text
 
 _FORBIDDEN_KEYS = re.compile(r"patient|file|path|folder|directory|^dir$", re.I)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

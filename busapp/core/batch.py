@@ -33,6 +33,7 @@ from busapp.core.imageio import ImageLoadError, load_image
 from busapp.core.imageio import find_images as find_image_files
 from busapp.core.measure import CalibrationStore
 from busapp.core.output_paths import describe_os_error
+from busapp.core.reader import READER_COLUMNS, AssessmentStore, reader_csv_values
 
 CSV_NAME = "results.csv"
 MASK_DIR_NAME = "masks"
@@ -67,6 +68,7 @@ def csv_columns(classes: tuple[str, ...]) -> list[str]:
         "mask",
         "sha256",
         "error",
+        *READER_COLUMNS,  # the reader's own assessment (busapp.core.reader), apart from the model's
     ]
 
 
@@ -274,6 +276,7 @@ def run_batch(
             row.update(kept, error=f"{rel}: the mask could not be written ({reason}).")
         rows[rel] = row
 
+    assessments = AssessmentStore()
     last_checkpoint = time.monotonic()
     worked = 0
     finished = 0
@@ -285,10 +288,11 @@ def run_batch(
             break
         rel = item.rel
         if item.sha256 is not None and already_done(rel, item.sha256):
-            rows[rel] = previous[rel]
+            rows[rel] = {**previous[rel], **reader_csv_values(item.sha256, 0, assessments)}
             result.skipped += 1
         else:
             row, mask = _analyse(item, analyzer, source)
+            row.update(reader_csv_values(item.sha256, 0, assessments))
             if mask is not None:
                 row["mask"] = masks[rel]
                 pending.append((rel, row, writer.submit(save_mask_png, out_dir / masks[rel], mask)))

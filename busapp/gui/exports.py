@@ -78,8 +78,13 @@ class ExportController(QObject):
             from busapp.report.pdf import write_report
 
             info = self.window.model_info
+            w = self.window
+            reader = getattr(w, "reader", None)
+            edit = getattr(w, "outline_edit", None)
             write_report(path, rec.loaded, a.prediction, a.measurements, info.card if info else {},
-                         frame_index=a.frame_index, sha256=rec.sha256)
+                         frame_index=a.frame_index, sha256=rec.sha256,
+                         reader=reader.assessment(rec) if reader is not None else None,
+                         outline_edited=edit is not None and edit.is_edited(rec))
 
         self._export("report", ".pdf", "PDF (*.pdf)", "Export report", EXPORT_REPORT, write)
 

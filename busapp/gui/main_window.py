@@ -52,6 +52,7 @@ from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.outline_edit import OutlineEditController
 from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel
+from busapp.gui.reader_panel import ReaderController
 from busapp.gui.records import FrameState, ImageRecord
 from busapp.gui.settings import AppSettings
 from busapp.gui.tools import ToolsController
@@ -148,6 +149,7 @@ class MainWindow(QMainWindow):
         self.exports = ExportController(self)
         self.tools = ToolsController(self)
         self.outline_edit = OutlineEditController(self)
+        self.reader = ReaderController(self)
 
     # ------------------------------------------------------------------------------------------
     # construction

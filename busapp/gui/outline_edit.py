@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QMenu, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from busapp.gui.mask_edit import MaskEditor, OutlineEditStore
 
@@ -109,9 +119,7 @@ class OutlineEditController(QObject):
         viewer = window.viewer
         self.controls = OutlineEditControls()
         self._build_actions()
-        body = getattr(window, "side_body", None)  # the side panel's layout (a main-window seam)
-        if body is not None:
-            body.insertWidget(body.indexOf(window.overlay_controls) + 1, self.controls)
+        add_side_section(window, self.controls)
         viewer.mask_edited.connect(self._on_mask_edited)
         viewer.brush_changed.connect(self.controls.set_brush)
         viewer.edit_tool_changed.connect(self._on_tool_changed)
@@ -375,6 +383,18 @@ class OutlineEditController(QObject):
     def _calibrations(self) -> Any:
         tools = getattr(self.window, "tools", None)
         return getattr(tools, "calibrations", None)
+
+
+def add_side_section(window: MainWindow, widget: QWidget) -> None:
+    """Append a section (with a rule above it) to the side panel, above its closing stretch."""
+    body = getattr(window, "side_body", None)  # the side panel's layout (a main-window seam)
+    if body is None:
+        return
+    rule = QFrame()
+    rule.setObjectName("rule")
+    rule.setFrameShape(QFrame.Shape.HLine)
+    body.insertWidget(body.count() - 1, rule)
+    body.insertWidget(body.count() - 1, widget)
 
 
 def edited_analysis(model: Any, mask: Any, rec: ImageRecord, calibrations: Any = None) -> Any:

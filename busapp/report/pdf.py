@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, Qt
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -69,6 +69,10 @@ class ReportData:
     model_name: str
     model_version: str
     card: dict[str, Any]
+    # The reader's part (issue 25), kept apart from the model's output: their assessment
+    # (busapp.core.reader.ReaderAssessment) and whether the outline shown is the reader's edit.
+    reader: Any = None
+    outline_edited: bool = False
 
 
 def build_report_data(
@@ -79,6 +83,8 @@ def build_report_data(
     frame_index: int = 0,
     sha256: str | None = None,
     generated: _dt.datetime | None = None,
+    reader: Any = None,
+    outline_edited: bool = False,
 ) -> ReportData:
     m = measurements
     if m is None:
@@ -106,6 +112,8 @@ def build_report_data(
         model_name=prediction.model_name,
         model_version=prediction.model_version,
         card=card,
+        reader=reader,
+        outline_edited=bool(outline_edited or getattr(reader, "outline_edited", False)),
     )
 
 
@@ -124,6 +132,44 @@ def _metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+READER_HEADING = "Reader's assessment"
+OUTLINE_EDITED_NOTE = "Outline edited by reader: the outline and measurements are the reader's, not the model's."
+
+
+def reader_section_lines(d: ReportData) -> list[str]:
+    """The reader's section as text; none where the reader recorded no assessment."""
+    a = d.reader
+    if a is None:
+        return []
+    return [READER_HEADING, *(f"{k}: {v}" for k, v in a.lines())]
+
+
+def paint_reader_section(pen: _Pen, d: ReportData) -> None:
+    """The reader's own assessment under its own heading, marked apart from the model's output by
+    a bar in the margin; two columns so that the page still fits. Nothing without an assessment."""
+    a = d.reader
+    if a is None:
+        return
+    p, mm = pen.p, pen.mm
+    pen.heading(READER_HEADING)
+    top = pen.y
+    rows = [(k, v) for k, v in a.lines() if k != "Comment"]
+    half = (len(rows) + 1) // 2
+    col_w = pen.rect.width() / 2
+    pen.table(rows[:half], key_w_mm=32, pt=9)
+    left_end = pen.y
+    pen.y = top
+    x0 = pen.rect.left()
+    pen.rect = QRectF(x0 + col_w, pen.rect.top(), col_w, pen.rect.height())
+    pen.table(rows[half:], key_w_mm=24, pt=9)
+    pen.rect = QRectF(x0, pen.rect.top(), col_w * 2, pen.rect.height())
+    pen.y = max(pen.y, left_end)
+    if a.comment:
+        pen.table([("Comment", a.comment)], key_w_mm=32, pt=9)
+    p.setPen(QPen(QColor(60, 120, 60), mm(0.6)))
+    p.drawLine(QPointF(x0 - mm(2), top), QPointF(x0 - mm(2), pen.y))
+
+
 def report_text(d: ReportData) -> list[str]:
     """The report's content as lines of plain text (the PDF shows exactly these values)."""
     when = d.generated.strftime("%Y-%m-%d %H:%M %Z").strip()
@@ -137,8 +183,11 @@ def report_text(d: ReportData) -> list[str]:
         d.headline,
     ]
     lines += [f"{c}: {p * 100:.1f} %" for c, p in d.probabilities.items()]
+    if d.outline_edited:
+        lines.append(OUTLINE_EDITED_NOTE)
     lines += [f"{k}: {v}" for k, v in format_measurements(d.measurements)]
     lines.append(f"Pixel size: {d.spacing_note}")
+    lines += reader_section_lines(d)
     created = d.card.get("created", "")
     lines.append(f"Model: {d.model_name} {d.model_version}" + (f" ({created})" if created else ""))
     lines += [f"{k}: {v}" for k, v in _metric_rows(d.card)]
@@ -248,10 +297,11 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     pen.y += mm(3)
     gap = mm(5)
     w = (page.width() - gap) / 2
-    h_max = mm(78)
+    h_max = mm(78) if d.reader is None and not d.outline_edited else mm(60)  # room for the reader's part
     pics = [
         ("Image", array_to_qimage(d.image)),
-        ("Lesion outline and calipers (D1 longest, D2 perpendicular)", render_overlay(d.image, d.mask, d.measurements)),
+        ("Lesion outline" + (" (EDITED BY READER)" if d.outline_edited else "")
+         + " and calipers (D1 longest, D2 perpendicular)", render_overlay(d.image, d.mask, d.measurements)),
     ]
     ih, iw = d.image.shape[:2]
     s = min(w / iw, h_max / ih)
@@ -301,6 +351,8 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
         pen.text(f"{c}: {prob * 100:.1f} %", 9.5, bold=c == d.label, x=bar_x + bar_w + mm(4))
 
     pen.heading("Lesion measurements (largest outlined region)")
+    if d.outline_edited:
+        pen.text(OUTLINE_EDITED_NOTE, 9, bold=True, colour=QColor(60, 120, 60))
     pen.table(format_measurements(d.measurements), key_w_mm=50)
     user = d.measurements is not None and d.measurements.spacing_source == "user calibrated"
     pen.text(f"Pixel size: {d.spacing_note}", 8.5, bold=user, colour=QColor(170, 90, 0) if user else QColor(80, 80, 80))
@@ -310,6 +362,8 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
         8,
         colour=QColor(100, 100, 100),
     )
+
+    paint_reader_section(pen, d)
 
     pen.heading("Model")
     created = d.card.get("created", "")
@@ -391,6 +445,8 @@ def write_report(
     sha256: str | None = None,
     audit: Any = None,
     generated: _dt.datetime | None = None,
+    reader: Any = None,
+    outline_edited: bool = False,
 ) -> ReportData:
     """File > Export report: write the PDF for one analysed image atomically; returns what it holds.
 
@@ -398,7 +454,8 @@ def write_report(
     frame ``frame_index``; ``card``: the model card (``ModelBundle.card``). With ``audit`` (an
     ``AuditLog``) an "export_report" record (sha256 only, no file name) is appended.
     """
-    d = build_report_data(loaded_image, prediction, measurements, card, frame_index, sha256, generated)
+    d = build_report_data(loaded_image, prediction, measurements, card, frame_index, sha256, generated,
+                          reader=reader, outline_edited=outline_edited)
     write_bytes_atomic(Path(path), report_pdf_bytes(d))
     if audit is not None:
         audit.record(
