@@ -4,19 +4,22 @@ Entry point: ``BatchDialog(parent, folder=None, out_dir=None, bundle_dir=None, a
 ``dialog.show()`` (non-modal) or ``exec()``. A folder can also be dropped onto the dialog.
 Signal ``batch_finished(object)`` carries the ``busapp.core.batch.BatchResult``.
 
-Threading: ``BatchWorker`` (a QObject) lives in its own QThread and owns its Predictor; it talks to
-the dialog only through signals connected to ``@Slot`` methods of the dialog (a GUI-thread object),
-so every widget update runs on the GUI thread. Cancel sets a ``threading.Event`` the batch checks
-between images; what was done stays in the CSV.
+Threading: the batch is one task on the dialog's own ``tasks.SerialExecutor`` (so a long batch
+never queues behind, or holds up, the main window's images), running ``core.batch.run_batch``, the
+engine ``busapp-cli batch`` uses too. The task owns its Predictor; progress, the result and any
+exception reach the dialog on the GUI thread through a ``qt_tasks.TaskBridge``. Cancel sets an
+``Event`` the batch checks between images (what was done stays in the CSV and the result is shown);
+closing the app cancels too and does not wait for the batch.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import Qt, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -32,58 +35,60 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from busapp.cli.batch import format_eta
 from busapp.core.batch import BatchProgress, BatchResult
+from busapp.gui.qt_tasks import TaskBridge
+from busapp.gui.tasks import SerialExecutor, Task
+
+log = logging.getLogger(__name__)
+
+def format_eta(seconds: float | None) -> str:
+    """Seconds as m:ss or h:mm:ss for the time-left line."""
+    if seconds is None:
+        return "--:--"
+    h, rem = divmod(round(seconds), 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
-class BatchWorker(QObject):
-    """Runs ``run_batch`` on its thread. Signals only; no widgets."""
-
-    progress = Signal(int, int, float)  # done, total, seconds left (-1: not known yet)
-    finished = Signal(object)  # BatchResult
-    failed = Signal(str)  # a message for the user
+class BatchJob:
+    """What the batch task runs on the executor thread; owns its Predictor between runs."""
 
     def __init__(self, bundle_dir: Path | None = None, audit: Any = None, predictor: Any = None) -> None:
-        super().__init__()
-        self.cancel_event = threading.Event()  # set from the GUI thread; Event is thread-safe
+        self.stop = threading.Event()  # set from the GUI thread: stop after the current image
         self._bundle_dir = bundle_dir
         self._audit = audit
         self._predictor = predictor
 
-    @Slot(str, str, bool)
-    def run(self, folder: str, out_dir: str, resume: bool) -> None:
+    def __call__(self, task: Task, folder: Path, out_dir: Path, resume: bool) -> BatchResult:
         from busapp.core.audit import AuditLog
         from busapp.core.batch import run_batch
         from busapp.core.measure import CalibrationStore
 
-        self.cancel_event.clear()
-        try:
-            if self._predictor is None:
-                from busapp.core.predictor import Predictor
+        if self._predictor is None:
+            from busapp.core.predictor import Predictor
 
-                self._predictor = Predictor(self._bundle_dir)
-            result = run_batch(
-                Path(folder),
-                Path(out_dir),
-                self._predictor,
-                progress=self._on_progress,
-                cancel=self.cancel_event,
-                resume=resume,
-                audit=self._audit if self._audit is not None else AuditLog(),
-                calibrations=CalibrationStore(),
-                source="gui-batch",
-            )
-        except Exception as e:  # an uncaught exception in a QThread would leave the dialog hanging
-            self.failed.emit(f"The batch could not run: {e}")
-            return
-        self.finished.emit(result)
+            self._predictor = Predictor(self._bundle_dir)
+        stop = _Either(self.stop, task.cancel_event)
+        return run_batch(
+            folder, out_dir, self._predictor,
+            progress=task.report, cancel=stop, resume=resume,
+            audit=self._audit if self._audit is not None else AuditLog(),
+            calibrations=CalibrationStore(), source="gui-batch",
+        )
 
-    def _on_progress(self, p: BatchProgress) -> None:
-        self.progress.emit(p.done, p.total, -1.0 if p.eta_s is None else float(p.eta_s))
+
+class _Either(threading.Event):
+    """Set when the user cancels or the task is cancelled (the app quits): what ``run_batch`` polls."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        super().__init__()
+        self._events = events
+
+    def is_set(self) -> bool:
+        return super().is_set() or any(e.is_set() for e in self._events)
 
 
 class BatchDialog(QDialog):
-    start_requested = Signal(str, str, bool)  # -> BatchWorker.run on the worker thread
     batch_finished = Signal(object)  # BatchResult, for the main window (e.g. a status message)
 
     def __init__(
@@ -155,15 +160,10 @@ class BatchDialog(QDialog):
         lay.addWidget(self.status_label)
         lay.addLayout(buttons)
 
-        self._thread = QThread(self)
-        self._thread.setObjectName("busapp-batch")
-        self.worker = BatchWorker(bundle_dir, audit, predictor)
-        self.worker.moveToThread(self._thread)
-        self.start_requested.connect(self.worker.run)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self._thread.start()
+        self.job = BatchJob(bundle_dir, audit, predictor)
+        self._executor = SerialExecutor("busapp-batch")
+        self._tasks = TaskBridge(self)
+        self._task: Task | None = None
         self._update_buttons()
 
     # -- user actions -----------------------------------------------------------------------------
@@ -186,12 +186,17 @@ class BatchDialog(QDialog):
         self.time_label.setText("Starting (loading the model)...")
         self.status_label.setText(f"Analysing the images in {folder}")
         self._update_buttons()
-        self.start_requested.emit(folder, out, self.resume_box.isChecked())
+        self.job.stop.clear()
+        if self._executor.closed:  # closed before: a fresh thread
+            self._executor = SerialExecutor("busapp-batch")
+        task = self._executor.submit(self.job, Path(folder), Path(out), self.resume_box.isChecked())
+        self._task = self._tasks.watch(task, on_result=self._on_finished, on_error=self._on_failed,
+                                       on_progress=self._on_progress)
 
     @Slot()
     def cancel(self) -> None:
         if self._running:
-            self.worker.cancel_event.set()
+            self.job.stop.set()
             self.status_label.setText("Cancelling after the current image...")
             self.cancel_button.setEnabled(False)
 
@@ -199,14 +204,12 @@ class BatchDialog(QDialog):
         return self._running
 
     # -- worker results (GUI thread) ---------------------------------------------------------------
-    @Slot(int, int, float)
-    def _on_progress(self, done: int, total: int, eta: float) -> None:
-        self.progress_bar.setRange(0, max(1, total))
-        self.progress_bar.setValue(done)
-        left = "estimating time left" if eta < 0 else f"about {format_eta(eta)} left"
-        self.time_label.setText(f"{done} of {total} images - {left}")
+    def _on_progress(self, p: BatchProgress) -> None:
+        self.progress_bar.setRange(0, max(1, p.total))
+        self.progress_bar.setValue(p.done)
+        left = "estimating time left" if p.eta_s is None else f"about {format_eta(p.eta_s)} left"
+        self.time_label.setText(f"{p.done} of {p.total} images - {left}")
 
-    @Slot(object)
     def _on_finished(self, result: BatchResult) -> None:
         self._running = False
         self.result = result
@@ -217,8 +220,14 @@ class BatchDialog(QDialog):
         self._update_buttons()
         self.batch_finished.emit(result)
 
-    @Slot(str)
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, error: BaseException) -> None:
+        from busapp.core.model_bundle import ModelBundleError
+
+        if isinstance(error, ModelBundleError | OSError):
+            message = f"The batch could not run: {error}"
+        else:
+            log.error("batch failed", exc_info=(type(error), error, error.__traceback__))
+            message = f"The batch could not run ({type(error).__name__}: {error})."
         self._running = False
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
@@ -262,16 +271,22 @@ class BatchDialog(QDialog):
         self.set_folder(Path(event.mimeData().urls()[0].toLocalFile()))
         event.acceptProposedAction()
 
-    def shutdown(self) -> None:
-        """Cancel a running batch and stop the worker thread (also done on close)."""
-        self.worker.cancel_event.set()
-        self._thread.quit()
-        self._thread.wait()
+    def shutdown(self, timeout_s: float = 0.1) -> bool:
+        """Cancel a running batch (also done on close); waits at most ``timeout_s`` for it: the
+        images done so far are in the CSV, and the batch thread is a daemon."""
+        self.job.stop.set()
+        if self._running:
+            self._running = False
+            self.status_label.setText("Cancelled.")
+            self._update_buttons()
+        return self._executor.shutdown(timeout_s)
 
-    def showEvent(self, event) -> None:
-        if not self._thread.isRunning():  # shown again after a close
-            self._thread.start()
-        super().showEvent(event)
+    def is_stopped(self, timeout_s: float = 5.0) -> bool:
+        """True once the batch thread has ended (or never started)."""
+        t = self._executor._thread
+        if t is not None:
+            t.join(timeout_s)
+        return t is None or not t.is_alive()
 
     def closeEvent(self, event) -> None:
         self.shutdown()

@@ -163,15 +163,14 @@ class CineController(QObject):
             return
         rec.frame = k
         st = rec.frames.get(k)
-        worker = w.worker_thread.worker
         if st is not None and (st.analysis is not None or st.error is not None):
-            worker.want_frame(rec.job_id, k)  # drop an unstarted request for the frame we left
+            w.keep_frame(rec)  # drop an unstarted request for the frame we left
             w.set_record_status(rec, DONE)
         elif st is not None and st.decoded is not None:
-            worker.want_frame(rec.job_id, k)  # decoded = started: its result is on the way
+            w.keep_frame(rec)  # decoded = started: its result is on the way
             w.set_record_status(rec, ANALYSING)
         else:
-            worker.submit_frame(rec.job_id, rec.loaded, k, rec.sha256)
+            w.request_frame(rec, k)
             w.set_record_status(rec, ANALYSING)
         w.refresh_current()
         self.frame_changed.emit(rec)

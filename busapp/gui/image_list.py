@@ -14,7 +14,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-QUEUED, LOADING, ANALYSING, DONE, ERROR = "queued", "loading", "analysing", "done", "error"
+from busapp.gui.records import ANALYSING, DONE, ERROR, LOADING, QUEUED
+
+__all__ = ["ANALYSING", "DONE", "ERROR", "LOADING", "QUEUED", "ImageList"]
 
 JOB_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -46,21 +46,27 @@ from PySide6.QtWidgets import (
 from busapp import APP_NAME, DISCLAIMER
 from busapp.core.audit import AuditLog
 from busapp.gui.cine import CineController, FrameControl
+from busapp.gui.errors import analysis_error_text, load_error_text, model_error_text
 from busapp.gui.exports import ExportController
-from busapp.gui.folder_scan import FolderScanner
+from busapp.gui.folder_scan import scan_folders
 from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.outline_edit import OutlineEditController
 from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel
+from busapp.gui.qt_tasks import TaskBridge
 from busapp.gui.reader_panel import ReaderController
 from busapp.gui.records import FrameState, ImageRecord
 from busapp.gui.settings import AppSettings
+from busapp.gui.tasks import SerialExecutor
 from busapp.gui.tools import ToolsController
 from busapp.gui.viewer import ImageViewer
-from busapp.gui.worker import Analysis, DecodedImage, ModelInfo, WorkerThread
+from busapp.gui.worker import STARTED, Analysis, AnalysisWorker, DecodedImage, ModelInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from busapp.core.measure import CalibrationStore
+    from busapp.gui.tasks import Task
 
 __all__ = ["FrameState", "ImageRecord", "MainWindow", "initial_window_size"]
 
@@ -105,10 +111,12 @@ class MainWindow(QMainWindow):
         icon: QIcon | None = None,
         parent: QWidget | None = None,
         audit: AuditLog | None = None,
+        calibrations: CalibrationStore | None = None,
     ) -> None:
         super().__init__(parent)
         self.settings = settings or AppSettings()
         self.audit = audit if audit is not None else AuditLog()
+        self.calibrations = calibrations  # None: the user's store, opened on the worker thread
         self.bundle_dir = bundle_dir
         self.app_icon = icon or QIcon()
         self.model_info: ModelInfo | None = None
@@ -131,19 +139,12 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._restore_settings()
 
-        self._worker = WorkerThread(bundle_dir, parent=self, audit=self.audit)
-        self._folder_scanner = FolderScanner(self)
-        self._folder_scanner.scanned.connect(self._on_folders_scanned)
-        w = self._worker.worker
-        q = Qt.ConnectionType.QueuedConnection  # the worker emits from its own thread
-        w.model_ready.connect(self._on_model_ready, q)
-        w.model_failed.connect(self._on_model_failed, q)
-        w.job_started.connect(self._on_job_started, q)
-        w.image_loaded.connect(self._on_image_loaded, q)
-        w.result_ready.connect(self._on_result, q)
-        w.job_failed.connect(self._on_job_failed, q)
-        w.frame_failed.connect(self._on_frame_failed, q)
-        w.audit_failed.connect(self._on_audit_failed, q)
+        # Background work: one pattern (tasks.SerialExecutor + qt_tasks.TaskBridge) for all of it.
+        self._tasks = TaskBridge(self)
+        self._worker = AnalysisWorker(bundle_dir, audit=self.audit, calibrations=calibrations)
+        self._scanner = SerialExecutor("busapp-folder-scan")  # one scan at a time: drop order kept
+        self._worker_started = False
+        self._held: list[int] = []  # jobs opened before the window showed: submitted when it does
 
         self.cine = CineController(self, self.frame_control)
         self.exports = ExportController(self)
@@ -383,15 +384,14 @@ class MainWindow(QMainWindow):
             (folders if p.is_dir() else files).append(p)
         if folders:
             self.settings.last_folder = str(folders[-1])
-            self._folder_scanner.scan(folders)
+            self._tasks.watch(self._scanner.submit(scan_folders, folders), on_result=self._on_folders_scanned)
             self.statusBar().showMessage("Looking for images in the folder…", 8000)
         elif files:
             self.settings.last_folder = str(files[-1].parent)
         return self._queue_files(files, [], from_folder=False) if files else []
 
-    @Slot(object, object)
-    def _on_folders_scanned(self, files: list[Path], skipped: list[tuple[Path, str]]) -> None:
-        self._queue_files(files, skipped, from_folder=True)
+    def _on_folders_scanned(self, found: tuple[list[Path], list[tuple[Path, str]]]) -> None:
+        self._queue_files(*found, from_folder=True)
 
     def _queue_files(self, files: list[Path], skipped: list[tuple[Path, str]], from_folder: bool) -> list[int]:
         from busapp.core.imageio import skipped_summary
@@ -409,12 +409,13 @@ class MainWindow(QMainWindow):
             self._records[job] = rec
             self._by_path[key] = job
             self.image_list.add_image(job, f.name, str(f))
-            self._worker.worker.submit(job, f)
+            if self._worker_started:
+                self._submit_open(rec)
+            else:
+                self._held.append(job)  # submitted once the window shows
             new_ids.append(job)
         if new_ids:
             self.image_list.select_job(new_ids[0])
-            if self.isVisible():
-                self._worker.start()  # else: started once the window shows
         elif already is not None:
             self.image_list.select_job(already)
 
@@ -457,7 +458,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def clear_images(self) -> None:
         ids = self.image_list.remove_all()
-        self._worker.worker.cancel(ids)
+        self._worker.cancel(ids)
+        self._held.clear()
         self._records.clear()
         self._by_path.clear()
         self._show_record(None)
@@ -500,31 +502,41 @@ class MainWindow(QMainWindow):
         dlg = AboutDialog(card, self.model_error, self.app_icon, self)
         dlg.exec()
 
-    def shutdown(self, timeout_ms: int = 15000) -> bool:
-        """Stop the worker (the current image finishes, the queue is dropped)."""
+    def shutdown(self, timeout_ms: int = 400) -> bool:
+        """Cancel all background work; waits at most ``timeout_ms`` for the running job (daemon
+        threads: quitting never waits for a long decode or a batch)."""
         self._closing = True
-        return self._worker.shutdown(timeout_ms)
+        self._scanner.shutdown(0.0)
+        return self._worker.shutdown(timeout_ms / 1000)
 
     @property
-    def worker_thread(self) -> WorkerThread:
+    def worker_thread(self) -> AnalysisWorker:
+        """The analysis worker (``wait(ms)`` after closing: True once its thread has ended)."""
         return self._worker
 
     # ------------------------------------------------------------------------------------------
     # window events
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if not self._worker.started:
+        if not self._worker_started:
             QTimer.singleShot(WORKER_START_DELAY_MS, self._start_worker)
 
     @Slot()
     def _start_worker(self) -> None:
-        if not self._closing:
-            self._worker.start()
+        """Load and warm the model while the window appears, then open what was dropped early."""
+        if self._closing or self._worker_started:
+            return
+        self._worker_started = True
+        self._tasks.watch(self._worker.load_model(), on_result=self._on_model_ready,
+                          on_error=self._on_model_failed)
+        held, self._held = self._held, []
+        for job in held:
+            if job in self._records:
+                self._submit_open(self._records[job])
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self.tools.shutdown()
-        self._folder_scanner.wait()
         self.shutdown()
         super().closeEvent(event)
 
@@ -558,8 +570,28 @@ class MainWindow(QMainWindow):
         self.open_paths(paths)
 
     # ------------------------------------------------------------------------------------------
-    # worker results (queued from the worker thread)
-    @Slot(object)
+    # background work: submitted here, results delivered here (on the GUI thread, never stale)
+    def _submit_open(self, rec: ImageRecord) -> None:
+        job = rec.job_id
+        self._tasks.watch(self._worker.open(job, rec.path),
+                          on_progress=lambda v: self._on_open_progress(job, v),
+                          on_result=lambda a: self._on_result(job, a),
+                          on_error=lambda e: self._on_job_failed(job, e))
+
+    def request_frame(self, rec: ImageRecord, frame: int) -> Task | None:
+        """Decode and analyse ``frame`` of an opened image on the worker (cine stepping)."""
+        if rec.loaded is None:
+            return None
+        job = rec.job_id
+        return self._tasks.watch(self._worker.analyse_frame(job, rec.loaded, frame, rec.sha256),
+                                 on_progress=lambda d: self._on_image_loaded(job, d),
+                                 on_result=lambda a: self._on_result(job, a),
+                                 on_error=lambda e: self._on_frame_failed(job, frame, e))
+
+    def keep_frame(self, rec: ImageRecord) -> None:
+        """The user is back on an analysed frame: drop an unstarted request for another one."""
+        self._worker.drop_frame_request(rec.job_id)
+
     def _on_model_ready(self, info: ModelInfo) -> None:
         self.model_info = info
         low = info.card.get("postprocessing", {}).get("low_confidence_below")
@@ -568,8 +600,8 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip("Model files verified against the model card (sha256).")
         self.model_ready.emit(info)
 
-    @Slot(str)
-    def _on_model_failed(self, message: str) -> None:
+    def _on_model_failed(self, error: BaseException) -> None:
+        message = model_error_text(error)
         self.model_error = message
         self.panel.set_model_error(message)
         self.model_label.setText("Model: not available")
@@ -577,17 +609,17 @@ class MainWindow(QMainWindow):
         self.model_label.setToolTip(message)
         self.statusBar().showMessage(f"The model could not be loaded: {message}", 15000)
 
-    @Slot(int)
-    def _on_job_started(self, job: int) -> None:
-        rec = self._records.get(job)
-        if rec is None:
-            return
-        rec.status = LOADING
-        self.image_list.set_status(job, LOADING)
-        if job == self._shown_job:
-            self._show_record(rec)
+    def _on_open_progress(self, job: int, value: object) -> None:
+        if value == STARTED:
+            rec = self._records.get(job)
+            if rec is not None:
+                rec.status = LOADING
+                self.image_list.set_status(job, LOADING)
+                if job == self._shown_job:
+                    self._show_record(rec)
+        else:
+            self._on_image_loaded(job, value)  # type: ignore[arg-type]
 
-    @Slot(int, object)
     def _on_image_loaded(self, job: int, decoded: DecodedImage) -> None:
         """A decoded frame: the file's first one on opening, or a cine frame the user stepped to."""
         rec = self._records.get(job)
@@ -603,7 +635,6 @@ class MainWindow(QMainWindow):
         if job == self._shown_job and decoded.frame_index == rec.frame:
             self._show_record(rec)
 
-    @Slot(int, object)
     def _on_result(self, job: int, analysis: Analysis) -> None:
         rec = self._records.get(job)
         if rec is None:
@@ -616,27 +647,24 @@ class MainWindow(QMainWindow):
             self.set_record_status(rec, DONE)
             if job == self._shown_job:
                 self._show_record(rec)
+        if analysis.audit_error:
+            self.statusBar().showMessage(analysis.audit_error, 15000)
         self._update_progress()
         self.result_ready.emit(rec)
         self._check_all_done()
 
-    @Slot(int, int, str)
-    def _on_frame_failed(self, job: int, frame: int, message: str) -> None:
+    def _on_frame_failed(self, job: int, frame: int, error: BaseException) -> None:
         """One cine frame could not be decoded or analysed; the file and its other frames are fine."""
         rec = self._records.get(job)
         if rec is None:
             return
-        rec.state(frame).error = message
+        rec.state(frame).error = analysis_error_text(error, rec.path.name)
         if frame == rec.frame:
             self.set_record_status(rec, DONE)
             if job == self._shown_job:
                 self._show_record(rec)
         self._update_progress()
         self._check_all_done()
-
-    @Slot(str)
-    def _on_audit_failed(self, message: str) -> None:
-        self.statusBar().showMessage(message, 15000)
 
     def set_record_status(self, rec: ImageRecord, status: str) -> None:
         """Status of the frame shown; the list's second line names the result (and its frame)."""
@@ -658,11 +686,16 @@ class MainWindow(QMainWindow):
         """Show the current record again (after its frame or its measurements changed)."""
         self._show_record(self.current_record())
 
-    @Slot(int, str, str)
-    def _on_job_failed(self, job: int, message: str, stage: str) -> None:
+    def _on_job_failed(self, job: int, error: BaseException) -> None:
+        """Opening failed before the image could be shown ("load"), or its analysis did."""
         rec = self._records.get(job)
         if rec is None:
             return
+        name = rec.path.name
+        if rec.loaded_image is None:
+            stage, message = "load", load_error_text(error, name)
+        else:
+            stage, message = "analysis", analysis_error_text(error, name)
         rec.status = ERROR
         rec.error = message
         rec.error_stage = stage

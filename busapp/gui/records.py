@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from busapp.gui.image_list import DONE, ERROR, QUEUED
-
 if TYPE_CHECKING:
     from busapp.core.imageio import LoadedImage
     from busapp.core.predictor import Prediction
     from busapp.gui.worker import Analysis, DecodedImage
 
+# Status of an opened image (the list shows them; ``image_list`` re-exports them for the widgets).
+QUEUED, LOADING, ANALYSING, DONE, ERROR = "queued", "loading", "analysing", "done", "error"
 MAX_CACHED_FRAMES = 24  # frames of one cine kept in memory (display image + mask + overlay each)
 
 

@@ -63,7 +63,8 @@ class ToolsController(QObject):
         if self._calibrations is None:
             from busapp.core.measure import CalibrationStore
 
-            self._calibrations = CalibrationStore()
+            # The store the window's Analyzer reads, so a stored calibration applies on re-analysis.
+            self._calibrations = self.window.calibrations or CalibrationStore()
         return self._calibrations
 
     @Slot(object)

@@ -61,7 +61,7 @@ def make_window(qtbot, settings_file: Path):
     yield factory
     for w in windows:
         w.close()
-        assert w.worker_thread.thread.wait(20_000), "worker thread did not stop"
+        assert w.worker_thread.wait(20_000), "worker thread did not stop"
 
 
 @pytest.fixture

@@ -142,16 +142,16 @@ def test_close_during_analysis_does_not_hang(qtbot, window, sample_images, tmp_p
     assert not window.is_idle()
     t0 = time.perf_counter()
     window.close()
-    assert window.worker_thread.thread.wait(10_000)
+    assert window.worker_thread.wait(10_000)
     assert time.perf_counter() - t0 < 10.0
-    assert window.worker_thread.thread.isFinished()
+    assert window.worker_thread.executor.closed
 
 
 def test_close_before_the_worker_started(qtbot, make_window, sample_images) -> None:
     window = make_window()
     window.open_paths([sample_images[0]])
     window.close()
-    assert window.worker_thread.thread.wait(10_000)
+    assert window.worker_thread.wait(10_000)
 
 
 def test_pixel_value_under_cursor_and_navigation(qtbot, window, sample_images) -> None:

@@ -65,7 +65,7 @@ def test_batch_dialog_cancel_and_resume(qtbot, folder: Path, tmp_path: Path, pre
     assert dlg.progress_bar.value() == 80 and "Finished 80 images" in dlg.status_label.text()
     assert len(rows(out)) == 80
     dlg.close()
-    assert not dlg._thread.isRunning()
+    assert dlg.is_stopped()
 
 
 def test_batch_dialog_reports_a_bad_folder(qtbot, tmp_path: Path, predictor) -> None:

@@ -106,7 +106,7 @@ def test_initial_size_fits_small_screens(qtbot, tmp_path: Path) -> None:
     assert w.disclaimer.isVisible()
     assert w.viewer.width() > 400
     w.close()
-    assert w.worker_thread.thread.wait(20_000)
+    assert w.worker_thread.wait(20_000)
 
 
 def test_screenshot_result_with_calipers_and_file_menu(qtbot, lesion_window: MainWindow, artifacts: Path) -> None:
