@@ -85,7 +85,7 @@ def test_batch_dialog_opens_once_from_the_menu_and_stops_with_the_window(qtbot, 
     window.tools.batch_action.trigger()
     assert window.tools.batch_dialog is dlg
     window.close()
-    assert not dlg._thread.isRunning()
+    assert dlg.is_stopped()
 
 
 def test_initial_size_fits_small_screens(qtbot, tmp_path: Path) -> None:
