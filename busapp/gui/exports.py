@@ -84,7 +84,8 @@ class ExportController(QObject):
             write_report(path, rec.loaded, a.prediction, a.measurements, info.card if info else {},
                          frame_index=a.frame_index, sha256=rec.sha256,
                          reader=reader.assessment(rec) if reader is not None else None,
-                         outline_edited=edit is not None and edit.is_edited(rec))
+                         outline_edited=edit is not None and edit.is_edited(rec),
+                         identity=reader.identity(rec) if reader is not None else None)
 
         self._export("report", ".pdf", "PDF (*.pdf)", "Export report", EXPORT_REPORT, write)
 

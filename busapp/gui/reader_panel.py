@@ -38,9 +38,11 @@ from busapp.core.reader import (
     ReaderAssessment,
     record_assessment,
 )
+from busapp.gui.identity_strip import IdentityStrip
 from busapp.gui.outline_edit import add_side_section
 
 if TYPE_CHECKING:
+    from busapp.core.patient_identity import PatientIdentity
     from busapp.gui.main_window import MainWindow
     from busapp.gui.records import ImageRecord
 
@@ -171,6 +173,11 @@ class ReaderController(QObject):
         self.panel.name_edit.editingFinished.connect(self._remember_name)
         self.panel.record_requested.connect(self.record)
         add_side_section(window, self.panel)
+        self.identity_strip = IdentityStrip()
+        body = getattr(window, "side_body", None)
+        if body is not None:
+            body.insertWidget(0, self.identity_strip)  # above the model's output: whose image first
+        self._identities: dict[int, PatientIdentity | None] = {}
         window.shown_changed.connect(self._on_shown)
         self._on_shown(None)
 
@@ -188,8 +195,25 @@ class ReaderController(QObject):
             return None
         return self.store.get(rec.sha256, rec.frame)
 
+    def identity(self, rec: ImageRecord | None = None) -> PatientIdentity | None:
+        """Patient and study identity of ``rec``'s file (DICOM header), read once per opened file."""
+        rec = rec if rec is not None else self.window.current_record()
+        if rec is None or rec.loaded is None:
+            return None
+        if rec.job_id not in self._identities:
+            ident = None
+            if rec.loaded.source_format == "DICOM":
+                from busapp.core.patient_identity import read_identity
+
+                ident = read_identity(rec.path)
+            self._identities[rec.job_id] = ident
+        return self._identities[rec.job_id]
+
     @Slot(object)
     def _on_shown(self, rec: ImageRecord | None) -> None:
+        li = rec.loaded if rec is not None else None
+        self.identity_strip.set_identity(self.identity(rec) if li is not None else None,
+                                         li.source_format if li is not None else None)
         ok = rec is not None and rec.analysis is not None and rec.sha256 is not None
         self.panel.set_enabled_for_image(ok)
         if ok:

@@ -17,6 +17,7 @@ TEXT_2 = "#9aa1ab"
 ACCENT = "#5b9bd5"
 WARN = "#e2a54a"
 ERROR = "#e8806e"
+DISABLED = "#666c75"
 
 STYLE_SHEET = f"""
 QMainWindow, QDialog {{ background: {BG}; }}
@@ -69,6 +70,23 @@ QSlider::handle:horizontal {{ background: {TEXT}; width: 14px; height: 14px; mar
 QCheckBox {{ color: {TEXT}; spacing: 8px; }}
 QToolTip {{ background: {SURFACE}; color: {TEXT}; border: 1px solid {BORDER}; }}
 QTextBrowser {{ background: {SURFACE}; color: {TEXT}; border: 1px solid {BORDER}; }}
+
+#identityStrip {{ background: #1f2a36; border-bottom: 1px solid #34506e; }}
+#identityStrip[state="none"] {{ background: {SURFACE}; border-bottom: 1px solid {BORDER}; }}
+QLabel#identityPatient {{ font-weight: 600; }}
+#readerPanel {{ border-left: 3px solid #4f8a5b; }}
+QLineEdit, QPlainTextEdit, QComboBox {{ background: #2a2e34; color: {TEXT}; border: 1px solid {BORDER};
+    border-radius: 3px; padding: 2px 4px; }}
+QLabel#note[state="error"] {{ color: {ERROR}; }}
+
+/* Disabled: clearly dimmer than enabled (Export with no image must not look available). */
+QMenu::item:disabled, QMenuBar::item:disabled {{ color: {DISABLED}; }}
+QMenu::item:disabled:selected {{ background: transparent; }}
+QToolBar QToolButton:disabled {{ color: {DISABLED}; }}
+QPushButton:disabled, QPushButton#segment:disabled {{ color: {DISABLED}; background: #24272c; border-color: #2c3036; }}
+QCheckBox:disabled, QLabel:disabled {{ color: {DISABLED}; }}
+QLineEdit:disabled, QPlainTextEdit:disabled, QComboBox:disabled {{ color: {DISABLED}; background: #24272c; }}
+QSlider::handle:horizontal:disabled {{ background: {DISABLED}; }}
 """
 
 
@@ -93,8 +111,7 @@ def apply_theme(app: QApplication) -> None:
         (QPalette.ColorRole.Dark, "#15171a"),
     ):
         pal.setColor(role, QColor(colour))
-    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6b717a"))
-    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6b717a"))
-    pal.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText, QColor("#6b717a"))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor(DISABLED))
     app.setPalette(pal)
     app.setStyleSheet(STYLE_SHEET)

@@ -73,6 +73,7 @@ class ReportData:
     # (busapp.core.reader.ReaderAssessment) and whether the outline shown is the reader's edit.
     reader: Any = None
     outline_edited: bool = False
+    identity: Any = None  # busapp.core.patient_identity.PatientIdentity (DICOM): shown, never logged
 
 
 def build_report_data(
@@ -85,6 +86,7 @@ def build_report_data(
     generated: _dt.datetime | None = None,
     reader: Any = None,
     outline_edited: bool = False,
+    identity: Any = None,
 ) -> ReportData:
     m = measurements
     if m is None:
@@ -114,6 +116,7 @@ def build_report_data(
         card=card,
         reader=reader,
         outline_edited=bool(outline_edited or getattr(reader, "outline_edited", False)),
+        identity=identity if identity is not None and not identity.empty else None,
     )
 
 
@@ -134,6 +137,34 @@ def _metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
 
 READER_HEADING = "Reader's assessment"
 OUTLINE_EDITED_NOTE = "Outline edited by reader: the outline and measurements are the reader's, not the model's."
+
+
+def identity_lines(d: ReportData) -> list[str]:
+    """Patient and study identity (DICOM) for the header; none for files without it."""
+    return [f"{k}: {v}" for k, v in d.identity.rows()] if d.identity is not None else []
+
+
+def paint_identity_header(pen: _Pen, d: ReportData) -> None:
+    """Whose image this is, boxed under the notice, in two columns (DICOM files only)."""
+    if d.identity is None:
+        return
+    p, mm = pen.p, pen.mm
+    rows = d.identity.rows()
+    top = pen.y
+    x0, full = pen.rect.left(), pen.rect.width()
+    pen.y += mm(1.5)
+    pen.rect = QRectF(x0 + mm(3), pen.rect.top(), full / 2 - mm(3), pen.rect.height())
+    pen.table(rows[:3], key_w_mm=25, pt=9)
+    left_end = pen.y
+    pen.y = top + mm(1.5)
+    pen.rect = QRectF(x0 + full / 2, pen.rect.top(), full / 2 - mm(3), pen.rect.height())
+    pen.table(rows[3:], key_w_mm=25, pt=9)
+    pen.rect = QRectF(x0, pen.rect.top(), full, pen.rect.height())
+    pen.y = max(pen.y, left_end) + mm(1.5)
+    p.setPen(QPen(QColor(120, 120, 120), mm(0.3)))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawRoundedRect(QRectF(x0, top, full, pen.y - top), mm(1.2), mm(1.2))
+    pen.y += mm(1)
 
 
 def reader_section_lines(d: ReportData) -> list[str]:
@@ -176,6 +207,7 @@ def report_text(d: ReportData) -> list[str]:
     lines = [
         "Breast ultrasound - decision-support report",
         DISCLAIMER,
+        *identity_lines(d),
         f"File: {d.file_name}",
         f"SHA-256: {d.sha256}",
         f"Report generated: {when}",
@@ -278,6 +310,7 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     p.setPen(QColor(90, 55, 0))
     p.drawText(box.adjusted(mm(3), mm(2), -mm(3), -mm(2)), int(Qt.TextFlag.TextWordWrap), DISCLAIMER)
     pen.y = box.bottom() + mm(2)
+    paint_identity_header(pen, d)
 
     pen.heading("Image")
     pen.table(
@@ -297,7 +330,8 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     pen.y += mm(3)
     gap = mm(5)
     w = (page.width() - gap) / 2
-    h_max = mm(78) if d.reader is None and not d.outline_edited else mm(60)  # room for the reader's part
+    # Room for the reader's part and the patient header where they are shown: one page always.
+    h_max = mm(78 - (18 if d.reader is not None or d.outline_edited else 0) - (16 if d.identity is not None else 0))
     pics = [
         ("Image", array_to_qimage(d.image)),
         ("Lesion outline" + (" (EDITED BY READER)" if d.outline_edited else "")
@@ -447,6 +481,7 @@ def write_report(
     generated: _dt.datetime | None = None,
     reader: Any = None,
     outline_edited: bool = False,
+    identity: Any = None,
 ) -> ReportData:
     """File > Export report: write the PDF for one analysed image atomically; returns what it holds.
 
@@ -455,7 +490,7 @@ def write_report(
     ``AuditLog``) an "export_report" record (sha256 only, no file name) is appended.
     """
     d = build_report_data(loaded_image, prediction, measurements, card, frame_index, sha256, generated,
-                          reader=reader, outline_edited=outline_edited)
+                          reader=reader, outline_edited=outline_edited, identity=identity)
     write_bytes_atomic(Path(path), report_pdf_bytes(d))
     if audit is not None:
         audit.record(

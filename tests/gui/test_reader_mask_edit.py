@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gui_helpers import drop, wait_all_done
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
@@ -130,7 +130,7 @@ def test_brush_stroke_changes_the_mask_and_the_measurements(qtbot, shown, artifa
     before_mask = rec.analysis.prediction.mask.copy()
     before_m = rec.analysis.measurements
     before_text = w.panel.measurement_texts()
-    h, wd = before_mask.shape
+    _h, wd = before_mask.shape
     w.outline_edit.set_tool("brush")
     assert v.edit_tool() == "brush"
     v.set_brush_radius(6)
