@@ -341,6 +341,10 @@ def check_qt(ctx: Context) -> str:
     for fmt in ("png", "jpg", "svg"):
         if fmt not in formats:
             problems.append(f"Qt cannot read {fmt.upper()} images")
+    if sys.platform.startswith("linux") and not _collation_sorts_by_language():
+        # The Linux bundle carries a trimmed ICU data library (packaging/icu_data.py): file dialogs
+        # sort names with it.
+        problems.append("Qt sorts file names without its ICU collation data (ICU data library incomplete)")
     from busapp.resources import icon_path
 
     icon = icon_path()
@@ -356,6 +360,18 @@ def check_qt(ctx: Context) -> str:
         f"PySide6 {pyside_version} / Qt {qVersion()} started offscreen ({app.platformName()}); "
         f"platform plugins: {', '.join(platforms)}; {icon_note}"
     )
+
+
+def _collation_sorts_by_language() -> bool:
+    """Qt's collator (ICU) sorts numbers by value, ignores case and follows Swedish rules (ä after z)."""
+    from functools import cmp_to_key
+
+    from PySide6.QtCore import QCollator, QLocale
+
+    collator = QCollator(QLocale("sv_SE"))
+    collator.setNumericMode(True)
+    names = sorted(["z", "file10", "äb", "File2", "ab"], key=cmp_to_key(collator.compare))
+    return names == ["ab", "File2", "file10", "z", "äb"]
 
 
 # Audit events that mean a real network access (creating a socket alone is not one: urllib3, if
