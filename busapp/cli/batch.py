@@ -71,11 +71,17 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from busapp.core.batch import run_batch
     from busapp.core.measure import CalibrationStore
     from busapp.core.model_bundle import ModelBundleError
+    from busapp.core.output_paths import OutputRefused, check_separate_folders, describe_os_error
     from busapp.core.predictor import Predictor
 
     err = sys.stderr
     if not args.folder.is_dir():
         print(f"busapp-cli batch: {args.folder} is not a folder", file=err)
+        return 2
+    try:
+        check_separate_folders(args.folder, args.out)  # before the model loads: say it at once
+    except OutputRefused as e:
+        print(f"busapp-cli batch: {e}", file=err)
         return 2
     try:
         predictor = Predictor(args.model, num_threads=args.threads)
@@ -121,7 +127,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     if "error" in box:
-        print(f"busapp-cli batch: failed ({box['error']})", file=err)
+        e = box["error"]
+        if isinstance(e, OutputRefused):
+            why = str(e)
+        elif isinstance(e, OSError):
+            why = f"The batch could not run ({describe_os_error(e)})."
+        else:
+            why = f"The batch could not run ({type(e).__name__})."
+        print(f"busapp-cli batch: {why}", file=err)
         return 2
     result = box["result"]
     assert isinstance(result, BatchResult)

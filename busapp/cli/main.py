@@ -1,6 +1,7 @@
 """``busapp-cli``: the app's analysis from a terminal, one JSON object per image on stdout.
 
-    busapp-cli predict [--mask-dir DIR] IMAGE...
+    busapp-cli predict [--mask-dir DIR] IMAGE...   (never replaces an input or a file busapp did not
+                                                 write: such a mask gets the next free name, "mask_note")
     busapp-cli batch FOLDER --out DIR      (CSV + masks; progress on stderr; see busapp.cli.batch)
 """
 
@@ -14,15 +15,12 @@ from pathlib import Path
 from busapp import DISCLAIMER, __version__
 
 
-def unique_mask_path(mask_dir: Path, source: Path, taken: set[Path]) -> Path:
-    """``DIR/<image name>.png``; a second input with the same name gets ``<name>-2.png`` etc."""
-    path = mask_dir / f"{source.stem}.png"
-    n = 2
-    while path in taken:
-        path = mask_dir / f"{source.stem}-{n}.png"
-        n += 1
-    taken.add(path)
-    return path
+def mask_path_for(mask_dir: Path, source: Path, inputs: list[Path], taken: set[str]) -> tuple[Path, str | None]:
+    """``DIR/<image stem>.png``, or the next free ``<stem>-N.png`` when that name is an input, a file
+    busapp did not write, or another image's mask in this run; (path, the sentence saying so)."""
+    from busapp.core.output_paths import claim_output, fit_name
+
+    return claim_output(mask_dir / fit_name(source.stem, ".png"), protected=inputs, taken=taken)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -32,6 +30,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from busapp.core.imageio import ImageLoadError, load_image
     from busapp.core.measure import CalibrationStore
     from busapp.core.model_bundle import ModelBundleError
+    from busapp.core.output_paths import describe_os_error
     from busapp.core.predictor import Predictor
 
     try:
@@ -41,9 +40,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 2
     analyzer = Analyzer(predictor, calibrations=CalibrationStore(), audit=AuditLog())
     if args.mask_dir:
-        args.mask_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            args.mask_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            print(json.dumps({"error": f"The mask folder cannot be made ({describe_os_error(e)})."}), flush=True)
+            return 2
     failures = 0
-    taken: set[Path] = set()
+    taken: set[str] = set()
+    inputs = [Path(name) for name in args.images]
     for name in args.images:
         path = Path(name)
         record: dict = {"file": str(path)}
@@ -51,9 +55,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             result = analyzer.analyze(load_image(path), 0, source="cli")
             outcome = result.to_json()
             if args.mask_dir:
-                mask_path = unique_mask_path(args.mask_dir, path, taken)
-                save_mask_png(mask_path, result.prediction.mask)
+                mask_path, note = mask_path_for(args.mask_dir, path, inputs, taken)
+                save_mask_png(mask_path, result.prediction.mask, exclusive=not mask_path.exists())
                 outcome["mask"] = str(mask_path)
+                if note:
+                    outcome["mask_note"] = note
             if result.audit_error:
                 failures += 1
                 outcome["audit_error"] = result.audit_error
@@ -74,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     pr = sub.add_parser("predict", help="classify images and write lesion masks; one JSON line per image")
     pr.add_argument("images", nargs="+", help="image files")
-    pr.add_argument("--mask-dir", type=Path, help="write each predicted mask as DIR/<name>.png ({0,255}, input size)")
+    pr.add_argument("--mask-dir", type=Path, help="write each predicted mask as DIR/<name>.png ({0,255}, input size); "
+                    "never over an input or a file busapp did not write")
     pr.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled model)")
     pr.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
     pr.set_defaults(func=cmd_predict)

@@ -3,18 +3,25 @@
 Used by the GUI's batch dialog (on its worker thread) and by ``busapp-cli batch``.
 
 * Inputs are only read. Outputs go to ``out_dir``: ``results.csv`` and ``masks/<same sub-folders>/
-  <name>_mask.png``. Every file is written atomically (temp file + rename), and the CSV is rewritten
-  whole at checkpoints, so after a crash or a cancel the CSV lists exactly the images whose masks
-  are on disk.
+  <file name>.mask.png`` (the whole file name, so masks are distinct by construction). Every file is
+  written atomically (temp file + rename), and the CSV is rewritten whole at checkpoints, so after a
+  crash or a cancel the CSV lists exactly the images whose masks are on disk.
+* Never a user's file: an ``out_dir`` that is, contains or lies inside the input folder is refused,
+  and so is one whose ``results.csv`` busapp did not write (``output_paths.OutputRefused``). A file
+  busapp did not write at a mask's name is kept and the mask gets the next free name.
 * Resume: a row already in ``results.csv`` for the same relative file, same sha256 and same model
   version, without an error and with its mask present, is kept and the image is skipped.
-* An ``out_dir`` inside the input folder is left out of the scan.
+* Every row is one outcome (a result with its mask, or an error). CSV cells are safe to open in a
+  spreadsheet (OWASP): a cell that starts with ``= + - @``, tab or CR gets a leading ``'``, and bytes
+  of a file name that are not UTF-8 are shown as ``%XX``. ``file_raw`` holds the exact relative
+  path, percent-encoded (``urllib.parse.unquote_to_bytes`` gives its bytes back).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import queue
 import threading
 import time
@@ -32,7 +39,18 @@ from busapp.core.hashing import sha256_file
 from busapp.core.imageio import ImageLoadError, load_image
 from busapp.core.imageio import find_images as find_image_files
 from busapp.core.measure import CalibrationStore
-from busapp.core.output_paths import describe_os_error
+from busapp.core.output_paths import (
+    OutputRefused,
+    check_separate_folders,
+    claim_output,
+    csv_cell,
+    describe_os_error,
+    fit_name,
+    raw_path_field,
+    rel_from_raw_field,
+    text_safe,
+    written_by_busapp,
+)
 from busapp.core.reader import READER_COLUMNS, AssessmentStore, reader_csv_values
 
 CSV_NAME = "results.csv"
@@ -69,6 +87,7 @@ def csv_columns(classes: tuple[str, ...]) -> list[str]:
         "sha256",
         "error",
         *READER_COLUMNS,  # the reader's own assessment (busapp.core.reader), apart from the model's
+        "file_raw",  # the exact relative path, percent-encoded
     ]
 
 
@@ -93,6 +112,7 @@ class BatchResult:
     mask_dir: Path | None = None
     rows: list[dict[str, str]] = field(default_factory=list, repr=False)
     not_images: list[tuple[str, str]] = field(default_factory=list)  # (relative path, why it was left out)
+    renamed: list[str] = field(default_factory=list)  # masks saved under another name, and why
 
     @property
     def done(self) -> int:
@@ -103,6 +123,8 @@ class BatchResult:
         what = f"{self.analysed} analysed, {self.skipped} already done, {self.failed} failed"
         if self.not_images:
             what += f"; {len(self.not_images)} other files were not images"
+        if self.renamed:
+            what += f"; {len(self.renamed)} masks got another name (files busapp did not write were in the way)"
         if self.cancelled:
             return (
                 f"Cancelled after {self.done} of {self.total} images ({what}). The results so far are "
@@ -111,35 +133,34 @@ class BatchResult:
         return f"Finished {self.total} images ({what}). Results: {self.csv_path}"
 
 
-def find_images(folder: Path, exclude: Path | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Image files under ``folder`` (recursive, sorted) and (path, reason) for files left out.
-
-    The core's content-sniffing finder, so the GUI and the batch agree on what an image is;
-    ``exclude`` (the output folder, if inside) is left out.
-    """
+def find_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files under ``folder`` (recursive, sorted by relative path) and (path, reason) for files
+    left out: the core's content-sniffing finder, so the GUI and the batch agree on what an image is."""
     folder = Path(folder)
     found, skipped = find_image_files([folder])
-    if exclude is not None:
-        excl = Path(exclude).resolve()
-        found = [p for p in found if not p.resolve().is_relative_to(excl)]
-        skipped = [(p, r) for p, r in skipped if not p.resolve().is_relative_to(excl)]
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix()), skipped
 
 
 def mask_names(rel_paths: list[str]) -> dict[str, str]:
-    """Relative image path -> relative mask path; two images differing only by extension get distinct masks."""
-    def stem(rel: str) -> str:
-        return Path(rel).with_suffix("").as_posix()
+    """Relative image path -> relative mask path ``masks/<folders>/<file name>.mask.png``.
 
-    counts: dict[str, int] = {}
-    for rel in rel_paths:
-        counts[stem(rel).lower()] = counts.get(stem(rel).lower(), 0) + 1
-    out = {}
-    for rel in rel_paths:
-        s = stem(rel)
-        if counts[s.lower()] > 1:  # case001.png and case001.jpg: keep the extension in the name
-            s = f"{s}_{Path(rel).suffix.lstrip('.')}"
-        out[rel] = f"{MASK_DIR_NAME}/{s}_mask.png"
+    The whole file name is kept, so distinct images get distinct masks by construction; names are
+    made valid UTF-8 (``%XX``) and fitted to the 255-byte limit, and a name already given out
+    (compared case-folded, for case-insensitive disks) gets ``-2``, ``-3``...
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for rel in sorted(rel_paths):
+        *folders, name = rel.split("/")
+        parts = [fit_name(text_safe(f), "") for f in folders]
+        base = text_safe(name)
+        mask = "/".join([MASK_DIR_NAME, *parts, fit_name(base, ".mask.png")])
+        n = 1
+        while mask.casefold() in taken:
+            n += 1
+            mask = "/".join([MASK_DIR_NAME, *parts, fit_name(f"{base}-{n}", ".mask.png")])
+        taken.add(mask.casefold())
+        out[rel] = mask
     return out
 
 
@@ -160,11 +181,22 @@ def _fmt(v: Any) -> str:
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    """Rows hold the raw relative path in "file"; the CSV gets the spreadsheet-safe text of every cell."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    w.writerows(sorted(rows, key=lambda r: r["file"]))
+    for r in sorted(rows, key=lambda r: r["file"]):
+        w.writerow({**{k: csv_cell(v) for k, v in r.items()}, "file_raw": raw_path_field(r["file"])})
     write_text_atomic(path, buf.getvalue())
+
+
+def _previous_rows(csv_path: Path) -> dict[str, dict[str, str]]:
+    """An earlier run's rows by raw relative path (CSVs before ``file_raw`` are keyed by "file")."""
+    out = {}
+    for r in read_csv_rows(csv_path):
+        rel = rel_from_raw_field(r["file_raw"]) if r.get("file_raw") else r.get("file", "")
+        out[rel] = {**r, "file": rel}
+    return out
 
 
 @dataclass
@@ -224,12 +256,19 @@ def run_batch(
     bundle = predictor.bundle
     columns = csv_columns(bundle.classes)
     csv_path, mask_root = out_dir / CSV_NAME, out_dir / MASK_DIR_NAME
+    check_separate_folders(folder, out_dir)
+    if os.path.lexists(csv_path) and not written_by_busapp(csv_path):
+        raise OutputRefused(
+            f"{text_safe(str(csv_path))} exists and busapp did not write it, so busapp will not replace it: "
+            "choose another output folder."
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    found, not_images = find_images(folder, exclude=out_dir)
+    found, not_images = find_images(folder)
     files = [p.relative_to(folder).as_posix() for p in found]
     masks = mask_names(files)
-    previous = {r.get("file", ""): r for r in read_csv_rows(csv_path)} if resume else {}
+    reserved = {m.casefold() for m in masks.values()}  # claim_output must not hand out another row's name
+    previous = _previous_rows(csv_path) if resume else {}
     rows: dict[str, dict[str, str]] = {}
     result = BatchResult(
         total=len(files),
@@ -271,7 +310,7 @@ def run_batch(
             fut.result()
         except Exception as e:
             reason = describe_os_error(e) if isinstance(e, OSError) else type(e).__name__
-            kept = {k: row[k] for k in ("file", "sha256", "model_name", "model_version")}
+            kept = {k: row[k] for k in ("file", "sha256", "model_name", "model_version", *READER_COLUMNS) if k in row}
             row.clear()  # one row, one outcome: no result without its mask
             row.update(kept, error=f"{rel}: the mask could not be written ({reason}).")
         rows[rel] = row
@@ -289,13 +328,19 @@ def run_batch(
         rel = item.rel
         if item.sha256 is not None and already_done(rel, item.sha256):
             rows[rel] = {**previous[rel], **reader_csv_values(item.sha256, 0, assessments)}
+            reserved.add(previous[rel]["mask"].casefold())
             result.skipped += 1
         else:
             row, mask = _analyse(item, analyzer, source)
             row.update(reader_csv_values(item.sha256, 0, assessments))
             if mask is not None:
-                row["mask"] = masks[rel]
-                pending.append((rel, row, writer.submit(save_mask_png, out_dir / masks[rel], mask)))
+                reserved.discard(masks[rel].casefold())
+                target, note = claim_output(out_dir / masks[rel], taken=reserved)
+                if note:
+                    result.renamed.append(note)
+                row["mask"] = target.relative_to(out_dir).as_posix()
+                fresh = not os.path.lexists(target)  # then never replace a file that appears meanwhile
+                pending.append((rel, row, writer.submit(save_mask_png, target, mask, exclusive=fresh)))
             else:
                 rows[rel] = row
             result.analysed += 1

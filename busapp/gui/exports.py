@@ -17,7 +17,8 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
 
 from busapp.core.audit import EXPORT_MASK, EXPORT_OVERLAY, EXPORT_REPORT
-from busapp.core.imageio import DICOM_SUFFIXES  # the one list of extensions busapp reads as DICOM
+from busapp.core.imageio import DICOM_SUFFIXES
+from busapp.core.output_paths import describe_os_error  # the one list of extensions busapp reads as DICOM
 
 if TYPE_CHECKING:
     from busapp.gui.main_window import MainWindow
@@ -38,6 +39,30 @@ def default_file_name(rec: ImageRecord, kind: str, ext: str) -> str:
     if rec.n_frames > 1:
         base += f"-frame{rec.frame + 1}"
     return base + ext
+
+
+def export_refusal(path: Path, inputs: list[Path]) -> str | None:
+    """Why busapp will not write an export at ``path`` (one sentence), or None: an export never
+    replaces an open image, nor any file busapp did not write itself (the same rule as batch and
+    ``busapp-cli predict``; busapp knows its own files by the mark inside them)."""
+    from busapp.core.output_paths import text_safe, written_by_busapp
+
+    if not path.exists() and not path.is_symlink():
+        return None
+    if any(_same_file(path, p) for p in inputs):
+        why = "is an image open in busapp"
+    elif not written_by_busapp(path):
+        why = "exists and busapp did not write it"
+    else:
+        return None  # busapp's own earlier export: replaced, as the save dialog asked
+    return f"{text_safe(path.name)} {why}, and busapp never replaces such a file: choose another name."
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
 
 
 def warn(parent: QWidget, title: str, text: str) -> None:
@@ -125,13 +150,18 @@ class ExportController(QObject):
         path = Path(chosen)
         if path.suffix.lower() != ext:
             path = path.with_name(path.name + ext)
+        refused = export_refusal(path, [r.path for r in w.records() if r.path is not None])
+        if refused:
+            warn(w, f"{title}: not saved", refused)
+            return None
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             write(path, rec, a)
         except Exception as e:
             log.error("export %s failed: %s", kind, e)
             QApplication.restoreOverrideCursor()
-            warn(w, f"{title} failed", f"The {kind} could not be saved to\n{path}\n\n{type(e).__name__}: {e}")
+            reason = describe_os_error(e) if isinstance(e, OSError) else f"an error occurred ({type(e).__name__})"
+            warn(w, f"{title} failed", f"The {kind} could not be saved to\n{path}\n\nbecause {reason}.")
             return None
         QApplication.restoreOverrideCursor()
         w.settings.last_export_folder = str(path.parent)

@@ -116,3 +116,24 @@ def test_ctrl_c_cancels_cleanly(data_root: Path, tmp_path: Path) -> None:
     with open(out / "results.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == summary["analysed"] and all((out / r["mask"]).exists() for r in rows)
+
+
+def test_batch_refuses_an_output_folder_around_the_images(sample_images: list[Path], tmp_path: Path,
+                                                          data_dir: Path, capsys) -> None:
+    """Issue 28 item 6: `batch d6/images --out d6` analyses nothing, says why, keeps d6/results.csv."""
+    images = tmp_path / "d6" / "images"
+    images.mkdir(parents=True)
+    shutil.copyfile(sample_images[0], images / sample_images[0].name)
+    own = tmp_path / "d6" / "results.csv"
+    own.write_text("patient,notes\n1,mine\n")
+    for out in (tmp_path / "d6", images):
+        assert main(["batch", str(images), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "overlap" in err and "Traceback" not in err and "Errno" not in err
+    assert own.read_text() == "patient,notes\n1,mine\n" and not (tmp_path / "d6" / "masks").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.csv").write_text("patient,notes\n")
+    assert main(["batch", str(images), "--out", str(other)]) == 2
+    assert "busapp did not write" in capsys.readouterr().err
+    assert (other / "results.csv").read_text() == "patient,notes\n"

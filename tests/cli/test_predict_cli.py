@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -67,3 +68,58 @@ def test_predict_writes_one_audit_record_per_analysis(sample_images, tmp_path):
         assert r["outputs"]["label"] == json.loads(line)["label"]
     text = (data / "audit.jsonl").read_text(encoding="utf-8")
     assert sample_images[0].name not in text  # sha256 only, never the file name
+
+
+def test_predict_never_replaces_an_input_or_a_file_busapp_did_not_write(sample_images, tmp_path):
+    """Issue 28 item 1: `predict --mask-dir d1 d1/x.png d1/scan.jpg` with an unrelated d1/scan.png."""
+    d1 = tmp_path / "d1"
+    d1.mkdir()
+    x = d1 / "x.png"
+    x.write_bytes(sample_images[0].read_bytes())
+    Image.open(sample_images[1]).convert("RGB").save(d1 / "scan.jpg", quality=95)
+    (d1 / "scan.png").write_bytes(sample_images[2].read_bytes())  # the user's own, unrelated
+    before = {p.name: p.read_bytes() for p in d1.iterdir()}
+    run = _predict(["--mask-dir", str(d1), str(x), str(d1 / "scan.jpg")], tmp_path / "data")
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert {p.name: p.read_bytes() for p in d1.iterdir() if p.name in before} == before  # all untouched
+    masks = [Path(line["mask"]) for line in lines]
+    assert len(set(masks)) == 2 and not {m.name for m in masks} & set(before)
+    for line in lines:
+        assert "busapp wrote" in line["mask_note"] and "error" not in line
+        with Image.open(line["mask"]) as m:
+            assert set(np.unique(np.asarray(m))) <= {0, 255}
+    # Run again: busapp's own masks are replaced in place, not piled up; the inputs still stand.
+    again = [json.loads(line) for line in _predict(["--mask-dir", str(d1), str(x), str(d1 / "scan.jpg")],
+                                                   tmp_path / "data").stdout.splitlines()]
+    assert [a["mask"] for a in again] == [line["mask"] for line in lines]
+    assert {p.name: p.read_bytes() for p in d1.iterdir() if p.name in before} == before
+
+
+def test_predict_long_name_one_line_one_outcome(sample_images, tmp_path):
+    """Issue 28 item 9: a 255-byte name is analysed and its mask written; never a result plus an error."""
+    src = tmp_path / ("a" * 251 + ".png")
+    src.write_bytes(sample_images[0].read_bytes())
+    run = _predict(["--mask-dir", str(tmp_path / "m"), str(src)], tmp_path / "data")
+    (line,) = [json.loads(x) for x in run.stdout.splitlines()]
+    assert run.returncode == 0 and "error" not in line, line
+    assert Path(line["mask"]).is_file() and len(Path(line["mask"]).name.encode()) <= 255
+
+
+def test_predict_write_error_is_one_sentence_without_errno(sample_images, tmp_path, monkeypatch, capsys):
+    """Issue 28 items 9 and 12: a failed mask write is the line's one outcome, said in words."""
+    import errno
+
+    import busapp.core.atomic as atomic
+    from busapp.cli.main import main
+
+    monkeypatch.setenv("BUSAPP_DATA_DIR", str(tmp_path / "data"))
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    assert main(["predict", "--mask-dir", str(tmp_path / "m"), str(sample_images[0])]) == 1
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert set(line) == {"file", "error"}
+    assert "disk is full" in line["error"] and "Errno" not in line["error"] and "No space" not in line["error"]

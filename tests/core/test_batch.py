@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -58,18 +59,17 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_mask_names_are_unique() -> None:
-    names = mask_names(["a/x.png", "a/x.jpg", "a/y.png", "b/x.png"])
-    assert names == {
-        "a/x.png": "masks/a/x_png_mask.png",
-        "a/x.jpg": "masks/a/x_jpg_mask.png",
-        "a/y.png": "masks/a/y_mask.png",
-        "b/x.png": "masks/b/x_mask.png",
-    }
+    names = mask_names(["a/x.png", "a/x.jpg", "a/y.png", "b/x.png", "a/x_png.png", "a/X.PNG", "a/X.PNG.mask"])
+    assert names["a/x.jpg"] == "masks/a/x.jpg.mask.png" and names["b/x.png"] == "masks/b/x.png.mask.png"
+    assert {names["a/x.png"], names["a/X.PNG"]} == {"masks/a/X.PNG.mask.png", "masks/a/x.png-2.mask.png"}
+    assert names["a/x_png.png"] == "masks/a/x_png.png.mask.png"
+    assert len({n.casefold() for n in names.values()}) == len(names)  # even on a case-insensitive disk
 
 
 def test_batch_cancel_resume_and_match_predict(
-    image_folder: Path, predictor, tmp_path: Path, capsys: pytest.CaptureFixture
+    image_folder: Path, predictor, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("BUSAPP_DATA_DIR", str(tmp_path / "data"))  # predict's audit records go here
     before = snapshot(image_folder)
     out = tmp_path / "out"
     audit = AuditLog(tmp_path / "audit.jsonl")
@@ -108,8 +108,8 @@ def test_batch_cancel_resume_and_match_predict(
     broken = next(r for r in rows if r["file"] == "broken.png")
     assert broken["error"] and not broken["label"] and not broken["mask"]
     assert {r["mask"] for r in rows if r["file"].startswith("b/deeper/img000.")} == {
-        "masks/b/deeper/img000_png_mask.png",
-        "masks/b/deeper/img000_jpg_mask.png",
+        "masks/b/deeper/img000.png.mask.png",
+        "masks/b/deeper/img000.jpg.mask.png",
     }
     # Inputs are never touched; no temporary files are left behind.
     assert snapshot(image_folder) == before
@@ -172,7 +172,7 @@ def test_resume_redoes_changed_files_and_model_versions(image_folder: Path, pred
     assert run_batch(folder, out, predictor, resume=False).analysed == 6
 
 
-def test_output_inside_input_folder_is_not_scanned_and_calibration_is_used(
+def test_stored_calibration_is_used(
     image_folder: Path, predictor, tmp_path: Path
 ) -> None:
     folder = tmp_path / "in"
@@ -181,10 +181,166 @@ def test_output_inside_input_folder_is_not_scanned_and_calibration_is_used(
     shutil.copyfile(src, folder / "x.png")
     store = CalibrationStore(tmp_path / "cal.json")
     store.set(hashlib.sha256(src.read_bytes()).hexdigest(), (0.1, 0.1))
-    res = run_batch(folder, folder / "results", predictor, calibrations=store)
+    res = run_batch(folder, tmp_path / "results", predictor, calibrations=store)
     assert res.total == 1
-    res = run_batch(folder, folder / "results", predictor, calibrations=store)
-    assert res.total == 1 and res.skipped == 1  # its own masks were not picked up as inputs
-    row = read_csv(folder / "results" / CSV_NAME)[0]
+    row = read_csv(tmp_path / "results" / CSV_NAME)[0]
     if row["area"]:
         assert (row["unit"], row["area_unit"], row["spacing_source"]) == ("mm", "mm²", "user calibrated")
+
+
+# --- issue 28: the writer's promises (a fake predictor: these are about files, not the model) -------------
+
+
+class FakePredictor:
+    """Outlines a box whose width depends on the image's mean, so each image's mask is its own."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        classes = ("normal", "benign", "malignant")
+        card = {"name": "fake", "version": "0.1", "classes": list(classes), "files": {"tflite": {"sha256": "cd" * 32}}}
+        self.bundle = SimpleNamespace(name="fake", version="0.1", card=card, classes=classes)
+
+    def predict(self, image: np.ndarray):
+        from busapp.core.predictor import Prediction
+
+        mask = np.zeros(image.shape[:2], bool)
+        mask[5:15, 5 : 6 + int(np.asarray(image).mean()) % 20] = True
+        return Prediction("benign", {"normal": 0.2, "benign": 0.5, "malignant": 0.3}, mask, "fake", "0.1", False)
+
+
+def grey_png(path: Path, value: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((40, 50), value, np.uint8)).save(path)
+    return path
+
+
+def test_non_utf8_name_is_kept_losslessly_and_never_fails_the_batch(tmp_path: Path) -> None:
+    """Issue 28 item 3."""
+    from urllib.parse import unquote_to_bytes
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw = b"M\xfcller.png"
+    grey_png(Path(os.fsdecode(os.path.join(os.fsencode(folder), raw))), 30)
+    grey_png(folder / "plain.png", 60)
+    res = run_batch(folder, tmp_path / "out", FakePredictor())
+    assert (res.analysed, res.failed) == (2, 0)
+    rows = read_csv(tmp_path / "out" / CSV_NAME)  # valid UTF-8
+    assert sorted(unquote_to_bytes(r["file_raw"]) for r in rows) == [raw, b"plain.png"]
+    odd = next(r for r in rows if unquote_to_bytes(r["file_raw"]) == raw)
+    assert not odd["error"] and (tmp_path / "out" / odd["mask"]).is_file()
+    assert "\ufffd" not in odd["file"] and "M" in odd["file"]  # readable, no lost byte
+
+
+def test_mask_names_unique_by_construction(tmp_path: Path) -> None:
+    """Issue 28 item 4: x.png, x.jpg and x_png.png each get their own mask."""
+    folder = tmp_path / "in"
+    grey_png(folder / "x.png", 10)
+    Image.fromarray(np.full((40, 50), 120, np.uint8)).save(folder / "x.jpg", quality=100)
+    grey_png(folder / "x_png.png", 200)
+    grey_png(folder / "X.PNG", 77)
+    out = tmp_path / "out"
+    res = run_batch(folder, out, FakePredictor())
+    assert res.analysed == 4
+    rows = read_csv(out / CSV_NAME)
+    assert len({r["mask"].lower() for r in rows}) == 4  # distinct even on a case-insensitive disk
+    fake = FakePredictor()
+    for r in rows:
+        expected = fake.predict(np.asarray(Image.open(folder / r["file"]))).mask
+        assert np.array_equal(mask_of(out, r), expected), r["file"]
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "inside"])
+def test_overlapping_output_folder_is_refused(tmp_path: Path, where: str) -> None:
+    """Issue 28 item 6: nothing analysed, nothing written, a clear reason."""
+    from busapp.core.output_paths import OutputRefused
+
+    images = tmp_path / "d6" / "images"
+    grey_png(images / "a.png", 50)
+    (tmp_path / "d6" / "results.csv").write_text("patient,notes\n1,mine\n")
+    before = snapshot(tmp_path / "d6")
+    out = {"same": images, "parent": tmp_path / "d6", "inside": images / "results"}[where]
+    with pytest.raises(OutputRefused, match="overlap"):
+        run_batch(images, out, FakePredictor())
+    assert snapshot(tmp_path / "d6") == before
+
+
+def test_results_csv_busapp_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    """Issue 28 item 6: a user's own results.csv in the output folder stays as it is."""
+    from busapp.core.output_paths import OutputRefused
+
+    grey_png(tmp_path / "in" / "a.png", 50)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / CSV_NAME).write_text("patient,notes\n1,mine\n")
+    with pytest.raises(OutputRefused, match="busapp did not write"):
+        run_batch(tmp_path / "in", out, FakePredictor())
+    assert (out / CSV_NAME).read_text() == "patient,notes\n1,mine\n"
+    # busapp's own results.csv is resumed and rewritten as before.
+    out2 = tmp_path / "out2"
+    assert run_batch(tmp_path / "in", out2, FakePredictor()).analysed == 1
+    assert run_batch(tmp_path / "in", out2, FakePredictor()).skipped == 1
+
+
+def test_foreign_file_at_a_mask_name_is_kept(tmp_path: Path) -> None:
+    """Issue 28 item 1 for batch: a file busapp did not write is never replaced by a mask."""
+    grey_png(tmp_path / "in" / "a.png", 50)
+    out = tmp_path / "out"
+    assert run_batch(tmp_path / "in", out, FakePredictor()).analysed == 1
+    row = read_csv(out / CSV_NAME)[0]
+    mine = out / row["mask"]
+    mine.write_bytes(b"my own notes")  # the user puts a file of their own at that name
+    (out / CSV_NAME).unlink()
+    run_batch(tmp_path / "in", out, FakePredictor())
+    assert mine.read_bytes() == b"my own notes"
+    new = read_csv(out / CSV_NAME)[0]
+    assert new["mask"] != row["mask"] and (out / new["mask"]).is_file() and not new["error"]
+
+
+def test_formula_names_are_neutralised_and_recoverable(tmp_path: Path) -> None:
+    """Issue 28 item 11 (OWASP CSV injection): no cell starts with = + - @ tab or CR."""
+    from urllib.parse import unquote
+
+    names = ["=HYPERLINK(1).png", "+1.png", "-2.png", "@SUM(1).png", "ok.png"]
+    for i, n in enumerate(names):
+        grey_png(tmp_path / "in" / n, 20 + i)
+    (tmp_path / "in" / "=broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    run_batch(tmp_path / "in", tmp_path / "out", FakePredictor())
+    rows = read_csv(tmp_path / "out" / CSV_NAME)
+    assert sorted(unquote(r["file_raw"]) for r in rows) == sorted([*names, "=broken.png"])
+    for r in rows:
+        for col, cell in r.items():
+            assert cell[:1] not in ("=", "+", "-", "@", "\t", "\r"), (col, cell)
+        if unquote(r["file_raw"]) != "ok.png":
+            assert r["file"] == "'" + unquote(r["file_raw"])  # the documented escape
+    assert next(r for r in rows if r["file_raw"] == "ok.png")["file"] == "ok.png"
+
+
+def test_long_names_one_row_one_outcome(tmp_path: Path) -> None:
+    """Issue 28 item 9: 242-255 byte names are analysed; no temp or mask name overflows NAME_MAX."""
+    for n in (242, 250, 255):
+        grey_png(tmp_path / "in" / ("a" * (n - 4) + ".png"), n % 200)
+    res = run_batch(tmp_path / "in", tmp_path / "out", FakePredictor())
+    assert (res.analysed, res.failed) == (3, 0)
+    for r in read_csv(tmp_path / "out" / CSV_NAME):
+        assert not r["error"] and r["label"] and (tmp_path / "out" / r["mask"]).is_file()
+        assert len(os.fsencode(Path(r["mask"]).name)) <= 255
+
+
+def test_unreadable_file_error_has_no_errno_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 28 item 12: raw "[Errno N] ..." never reaches the user."""
+    import errno
+
+    import busapp.core.batch as batch
+
+    grey_png(tmp_path / "in" / "a.png", 50)
+
+    def fail(path):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(batch, "sha256_file", fail)
+    run_batch(tmp_path / "in", tmp_path / "out", FakePredictor())
+    (row,) = read_csv(tmp_path / "out" / CSV_NAME)
+    assert row["error"] and "Errno" not in row["error"] and "Input/output error" not in row["error"]
+    assert "input/output error" in row["error"]
