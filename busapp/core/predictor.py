@@ -14,6 +14,7 @@ import numpy as np
 from busapp.core.measure import largest_component
 from busapp.core.model_bundle import ModelBundle, ModelBundleError, load_bundle
 from busapp.core.preprocess import Letterbox, mask_from_output, preprocess
+from busapp.core.second_stage import SecondStage, SecondStageError, features_for
 
 
 def is_confident_normal(probs: np.ndarray, classes: tuple[str, ...], low_confidence_below: float) -> bool:
@@ -105,6 +106,11 @@ class Predictor:
         except (ValueError, RuntimeError) as e:
             raise ModelBundleError(f"The model file could not be loaded by LiteRT ({e}).") from e
         self._lock = threading.Lock()
+        block = self.bundle.card.get("second_stage")
+        try:
+            self._second_stage = SecondStage.from_card(block, len(self.bundle.classes)) if block else None
+        except SecondStageError as e:
+            raise ModelBundleError(f"The model card's {e}.") from e
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Model input (size, size, 1) float32 -> (mask probability (size, size), class probabilities (3,))."""
@@ -118,6 +124,9 @@ class Predictor:
         x, lb = preprocess(image, b.input_size)
         mask_prob, probs = self.run(x)
         probs = probs.astype(float)
+        if self._second_stage is not None:  # busnet 2: network + outline features -> calibrated probabilities
+            feats = features_for(x, mask_prob, lb) if self._second_stage.uses_features else None
+            probs = self._second_stage.probabilities(probs, feats)
         k = int(np.argmax(probs))
         note = outline_suppressed(probs, b.classes, b.low_confidence_below,
                                   b.suppress_mask_when_normal, b.suppress_mask_when_normal_at_least)
