@@ -52,7 +52,7 @@ from busapp.gui.folder_scan import scan_folders
 from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.outline_edit import OutlineEditController
 from busapp.gui.overlay_controls import OverlayControls
-from busapp.gui.prediction_panel import Disclaimer, PredictionPanel
+from busapp.gui.prediction_panel import Disclaimer, PredictionPanel, list_detail
 from busapp.gui.qt_tasks import TaskBridge
 from busapp.gui.reader_panel import ReaderController
 from busapp.gui.records import FrameState, ImageRecord
@@ -596,6 +596,7 @@ class MainWindow(QMainWindow):
         self.model_info = info
         low = info.card.get("postprocessing", {}).get("low_confidence_below")
         self.panel.set_model(info.name, info.version, float(low) if low is not None else None)
+        self.panel.set_card(info.card)  # its decision rule sets the malignancy bands
         self.model_label.setText(f"Model: {info.name} {info.version}")
         self.model_label.setToolTip("Model files verified against the model card (sha256).")
         self.model_ready.emit(info)
@@ -672,9 +673,7 @@ class MainWindow(QMainWindow):
         detail = None
         a = rec.analysis
         if status == DONE and a is not None:
-            pred = a.prediction
-            detail = (f"uncertain \u00b7 {pred.label}? {pred.confidence:.2f}" if pred.low_confidence
-                      else f"{pred.label} \u00b7 {pred.confidence:.2f}")
+            detail = list_detail(a, self.model_info.card if self.model_info else None)  # the panel's wording
         elif status == DONE and rec.frame_error is not None:
             detail = "frame could not be analysed"
         if detail is not None and rec.n_frames > 1:

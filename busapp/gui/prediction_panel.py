@@ -1,7 +1,12 @@
-"""The prediction panel: what the model suggests, how sure it is, lesion size, which model.
+"""The prediction panel: the lesion's malignancy assessment first, then the class probabilities,
+the input check, lesion size and which model.
 
-Wording is deliberately modest ("suggests", "leans") and the low-confidence state is explicit,
-so a reader is invited to check the image rather than to trust a label.
+The headline is p(malignant) in the model card's bands (``core.risk``), on a continuous bar with
+the bands marked and the band's meaning in one line; a card without a validated decision rule
+says so. "Normal" is worded as a statement about the image (no lesion found), not a risk level.
+Warnings that the image is unlike the training images (``core.input_check``) sit right below.
+Wording is deliberately modest and the low-confidence state explicit, so a reader is invited to
+check the image rather than to trust a label.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 if TYPE_CHECKING:
+    from busapp.core.input_check import InputWarning
     from busapp.core.measure import LesionMeasurements
+    from busapp.core.risk import RiskAssessment
     from busapp.gui.worker import Analysis
 
 USER_CALIBRATED = "user calibrated"  # == busapp.core.measure.USER_CALIBRATED (no numpy at startup)
@@ -21,6 +28,94 @@ ACCENT = QColor(91, 155, 213)
 MUTED_BAR = QColor(96, 104, 116)
 TRACK = QColor(44, 48, 54)
 ROW_H = 26
+# Band tints on the risk bar, lowest band first (muted: the marker and the text carry the message).
+BAND_COLOURS = (QColor(78, 128, 104), QColor(170, 138, 70), QColor(178, 84, 72))
+SUSPICIOUS_STYLE = 'QLabel#headline[state="suspicious"] { color: #f08a78; }'
+
+
+def risk_of(analysis: object, card: dict | None) -> RiskAssessment:
+    """The analysis's own assessment (core.analysis.AnalysisResult carries one), else the one the
+    card's decision rule gives for its probabilities: the same function either way."""
+    from busapp.core.risk import assess
+
+    risk = getattr(analysis, "risk", None) or getattr(getattr(analysis, "result", None), "risk", None)
+    return risk if risk is not None else assess(analysis.prediction, card=card or {})
+
+
+def warnings_of(analysis: object) -> tuple[InputWarning, ...]:
+    w = getattr(analysis, "input_warnings", None)
+    if w is None:
+        w = getattr(getattr(analysis, "result", None), "input_warnings", None)
+    return tuple(w or ())
+
+
+def list_detail(analysis: object, card: dict | None) -> str:
+    """The image list's second line: the same wording as the panel, shortened; a warning sign
+    when the input check flagged the image."""
+    risk = risk_of(analysis, card)
+    pred = analysis.prediction
+    text = risk.list_text
+    if pred.low_confidence:
+        text = f"uncertain \u00b7 {text}"
+    return ("\u26a0 " + text) if warnings_of(analysis) else text
+
+
+class RiskBar(QWidget):
+    """p(malignant) on a continuous 0-1 bar, the card's bands tinted and their edges ticked, a
+    marker at the value. Without a validated rule: a plain bar and no bands."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("riskBar")
+        self.risk: RiskAssessment | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_risk(self, risk: RiskAssessment | None) -> None:
+        self.risk = risk
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(260, 40)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(180, 40)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        r = self.risk
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        bar = QRectF(6, 8, max(10.0, self.width() - 12.0), 12)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(TRACK)
+        p.drawRoundedRect(bar, 3, 3)
+        if r is None:
+            p.end()
+            return
+        x_of = lambda v: bar.left() + max(0.0, min(1.0, v)) * bar.width()  # noqa: E731
+        for i, b in enumerate(r.bands):
+            c = QColor(BAND_COLOURS[min(i, len(BAND_COLOURS) - 1)] if len(r.bands) <= 3 or i < len(r.bands) - 1
+                       else BAND_COLOURS[-1])
+            p.setBrush(c)
+            p.drawRect(QRectF(x_of(b.lo), bar.top(), x_of(b.hi) - x_of(b.lo), bar.height()))
+        small = self.font()
+        small.setPointSizeF(max(6.5, small.pointSizeF() * 0.8))
+        p.setFont(small)
+        p.setPen(QColor(160, 166, 175))
+        edges = [b.lo for b in r.bands[1:]]
+        for v in edges:
+            x = x_of(v)
+            p.drawLine(int(x), int(bar.top()) - 2, int(x), int(bar.bottom()) + 2)
+            p.drawText(QRectF(x - 20, bar.bottom() + 3, 40, 14), Qt.AlignmentFlag.AlignCenter, f"{v:.2f}")
+        if not edges:
+            for v, align in ((0.0, Qt.AlignmentFlag.AlignLeft), (1.0, Qt.AlignmentFlag.AlignRight)):
+                x = x_of(v)
+                p.drawText(QRectF(x - (0 if v == 0 else 40), bar.bottom() + 3, 40, 14), align, f"{v:.0f}")
+        # the marker: a white needle with a dark outline, readable on every band
+        x = x_of(r.p_malignant)
+        p.setPen(QColor(20, 22, 25))
+        p.setBrush(QColor(240, 242, 245))
+        p.drawRoundedRect(QRectF(x - 2.5, bar.top() - 5, 5, bar.height() + 10), 2, 2)
+        p.end()
 
 
 class ProbabilityBars(QWidget):
@@ -106,7 +201,8 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.image_info)
         lay.addSpacing(6)
 
-        lay.addWidget(_section("Model output"))
+        self.risk_title = _section("Malignancy assessment")
+        lay.addWidget(self.risk_title)
         self.frame_label = QLabel()  # cine: which frame the result belongs to
         self.frame_label.setObjectName("secondary")
         self.frame_label.hide()
@@ -114,11 +210,24 @@ class PredictionPanel(QWidget):
         self.headline = QLabel()
         self.headline.setObjectName("headline")
         self.headline.setWordWrap(True)
+        self.headline.setStyleSheet(SUSPICIOUS_STYLE)
+        lay.addWidget(self.headline)
+        self.risk_bar = RiskBar()
+        lay.addWidget(self.risk_bar)
+        self.band_meaning = QLabel()  # the band's meaning, or why there is no validated threshold
+        self.band_meaning.setObjectName("secondary")
+        self.band_meaning.setWordWrap(True)
+        lay.addWidget(self.band_meaning)
         self.subline = QLabel()
         self.subline.setObjectName("secondary")
         self.subline.setWordWrap(True)
-        lay.addWidget(self.headline)
         lay.addWidget(self.subline)
+
+        self.input_warnings = QLabel()  # "unlike the training images": warns, never blocks
+        self.input_warnings.setObjectName("lowConfidence")
+        self.input_warnings.setWordWrap(True)
+        self.input_warnings.hide()
+        lay.addWidget(self.input_warnings)
 
         self.low_confidence = QLabel()
         self.low_confidence.setObjectName("lowConfidence")
@@ -133,6 +242,13 @@ class PredictionPanel(QWidget):
         self.error_box.hide()
         lay.addWidget(self.error_box)
 
+        lay.addSpacing(6)
+        self.class_title = _section("Class probabilities")
+        lay.addWidget(self.class_title)
+        self.class_line = QLabel()  # the top class in words ("the model found no lesion", "leans benign")
+        self.class_line.setObjectName("secondary")
+        self.class_line.setWordWrap(True)
+        lay.addWidget(self.class_line)
         self.bars = ProbabilityBars()
         lay.addSpacing(2)
         lay.addWidget(self.bars)
@@ -173,6 +289,9 @@ class PredictionPanel(QWidget):
         for lab in self.findChildren(QLabel):
             lab.setIndent(0)  # styled labels otherwise get an automatic indent
         self._low_conf_threshold: float | None = None
+        self._card: dict | None = None
+        self.risk: RiskAssessment | None = None
+        self.warnings: tuple[InputWarning, ...] = ()
         self._model_text = "Model: loading\u2026"
         self.show_empty()
 
@@ -181,6 +300,10 @@ class PredictionPanel(QWidget):
         self._model_text = f"Model: {name} {version}"
         self._low_conf_threshold = low_confidence_below
         self.model_line.setText(self._model_text)
+
+    def set_card(self, card: dict | None) -> None:
+        """The model card whose decision rule sets the bands (when a result carries no assessment)."""
+        self._card = card
 
     def set_model_error(self, message: str) -> None:
         self._model_text = "Model: not available"
@@ -192,6 +315,11 @@ class PredictionPanel(QWidget):
         self.error_box.hide()
         self.bars.set_probabilities({})
         self.bars.hide()  # empty bars read like "all zero": only shown with a result
+        self.risk = None
+        self.warnings = ()
+        self.risk_bar.set_risk(None)
+        for w in (self.risk_bar, self.band_meaning, self.input_warnings, self.class_title, self.class_line):
+            w.hide()
         self.headline.setProperty("state", "")
         self._repolish(self.headline)
         self.set_measurements(None, visible=False)
@@ -249,21 +377,41 @@ class PredictionPanel(QWidget):
             self.shown_frame = analysis.frame_index
             self.set_frame(analysis.frame_index, analysis.n_frames)
         p = pred.confidence
+        risk = self.risk = risk_of(analysis, self._card)
+        self.headline.setText(risk.headline)
+        self.headline.setProperty("state", "suspicious" if risk.suspicious else "result")
+        self._repolish(self.headline)
+        self.risk_bar.set_risk(risk)
+        self.risk_bar.show()
+        if risk.validated:
+            meaning = risk.band_meaning or ""
+            self.band_meaning.setText(f"{risk.band}: {meaning}" if meaning else str(risk.band))
+            self._set_sub(f"Bands and threshold ({risk.threshold:.2f}) from the model card, validated on "
+                          "hospitals the model had not seen.")
+        else:
+            self.band_meaning.setText(f"This model has no validated threshold ({risk.note}): read "
+                                      "p(malignant) as a model output, not as a decision rule.")
+            self._set_sub("")
+        self.band_meaning.show()
+        self.warnings = warnings_of(analysis)
+        if self.warnings:
+            self.input_warnings.setText("\n".join(f"\u26a0 {w.message}" for w in self.warnings))
+            self.input_warnings.show()
+        self.class_title.show()
+        if pred.label == "normal" and not pred.low_confidence:
+            self.class_line.setText(f"Top class normal ({p:.2f}): the model found no lesion in this image.")
+        elif pred.low_confidence:
+            self.class_line.setText(pred.headline)  # "Uncertain - leans benign (0.46)"
+        else:  # not "suggests benign": a top class is not reassurance, the assessment above is
+            self.class_line.setText(f"Most probable class: {pred.label} ({p:.2f})")
+        self.class_line.show()
         if pred.low_confidence:
-            self.headline.setText(pred.headline)
-            self.headline.setProperty("state", "uncertain")
-            self._set_sub(f"highest probability {p:.2f}")
             limit = f", below {self._low_conf_threshold:.2f}" if self._low_conf_threshold else ""
             self.low_confidence.setText(
                 f"Low confidence: no class clearly wins (top probability {p:.2f}{limit}). "
                 "Rely on your own reading of the image."
             )
             self.low_confidence.show()
-        else:
-            self.headline.setText(pred.headline)
-            self.headline.setProperty("state", "result")
-            self._set_sub("Model probability, calibrated on validation data; not a risk estimate.")
-        self._repolish(self.headline)
         self.bars.set_probabilities(pred.probabilities)
         self.bars.show()
         self.set_measurements(analysis.measurements, visible=True)

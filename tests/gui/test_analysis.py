@@ -39,8 +39,9 @@ def test_drop_samples_shows_the_predictors_result(qtbot, window, sample_images, 
         panel = window.panel
         assert panel.state == "result"
         assert panel.shown_label == expected.label
-        assert expected.label in panel.headline.text()
-        assert f"{expected.confidence:.2f}" in panel.headline.text() + panel.subline.text()
+        assert expected.label in panel.class_line.text()  # the headline is the malignancy assessment
+        assert f"{expected.confidence:.2f}" in panel.class_line.text()
+        assert f"{expected.probabilities['malignant']:.2f}" in panel.headline.text()
         shown = panel.bars.probabilities()
         assert set(shown) == {"normal", "benign", "malignant"}
         for k, v in expected.probabilities.items():

@@ -192,13 +192,14 @@ def test_panel_low_confidence_state_is_visible(qtbot, artifacts) -> None:
     panel.resize(320, 520)
     panel.show()
     assert panel.low_confidence.isVisible()
-    assert "Uncertain" in panel.headline.text() and "benign" in panel.headline.text()
+    assert "Uncertain" in panel.class_line.text() and "benign" in panel.class_line.text()
     assert "0.60" in panel.low_confidence.text()
     assert "outlined no region" in panel.size_note.text()
     panel.grab().save(str(artifacts / "panel_low_confidence.png"))
     panel.show_result(_analysis({"normal": 0.05, "benign": 0.14, "malignant": 0.81}, low=False))
     assert not panel.low_confidence.isVisible()
-    assert panel.headline.text() == "Suggests malignant, 0.81"
+    assert panel.class_line.text() == "Most probable class: malignant (0.81)"
+    assert "p(malignant) 0.81" in panel.headline.text()
 
 
 def test_open_paths_is_the_shared_entry(qtbot, window: MainWindow, sample_images) -> None:

@@ -1,0 +1,90 @@
+"""The panel leads with the malignancy assessment from the card's decision rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QPainterPath
+from risk_cards import DECISION
+
+from busapp.core.input_check import InputWarning
+from busapp.core.model_bundle import default_bundle_dir
+from busapp.core.predictor import Prediction
+from busapp.gui.prediction_panel import PredictionPanel, list_detail
+from busapp.gui.worker import Analysis
+
+
+def _analysis(probs: dict[str, float], low: bool = False) -> Analysis:
+    label = max(probs, key=probs.__getitem__)
+    pred = Prediction(label, probs, np.zeros((4, 4), bool), "busnet", "9.9.9", low)
+    return Analysis(pred, None, None, QPainterPath(), 0.01)
+
+
+@pytest.fixture
+def card() -> dict:
+    c = json.loads((default_bundle_dir() / "card.json").read_text(encoding="utf-8"))
+    return {**c, "decision": DECISION}
+
+
+def test_headline_is_the_band_with_its_meaning(qtbot, card: dict, artifacts) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_model("busnet", "9.9.9", 0.6)
+    panel.set_card(card)
+    panel.resize(340, 640)
+    panel.show()
+    a = _analysis({"normal": 0.02, "benign": 0.93, "malignant": 0.05})
+    panel.show_result(a)
+    assert panel.headline.text().startswith("Low suspicion") and "0.05" in panel.headline.text()
+    assert DECISION["bands"][0]["meaning"] in panel.band_meaning.text()
+    assert panel.risk_bar.isVisible() and panel.risk_bar.risk.bands and panel.bars.isVisible()
+    assert "benign" in panel.class_line.text()  # the class probabilities stay, below
+    assert list_detail(a, card) == "low suspicion 0.05"
+
+    a = _analysis({"normal": 0.05, "benign": 0.55, "malignant": 0.40})
+    panel.show_result(a)
+    assert panel.headline.text().startswith("Suspicious for malignancy")
+    assert panel.headline.property("state") == "suspicious"
+    assert "92%" in panel.band_meaning.text()
+    panel.grab().save(str(artifacts / "panel_risk_suspicious.png"))
+
+
+def test_normal_says_no_lesion_found(qtbot, card: dict) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_card(card)
+    a = _analysis({"normal": 0.9, "benign": 0.08, "malignant": 0.02})
+    panel.show_result(a)
+    assert panel.headline.text().startswith("No lesion found")
+    assert "no lesion" in panel.class_line.text()
+    assert list_detail(a, card) == "no lesion found"
+
+
+def test_card_without_decision_says_so(qtbot, artifacts) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_card(json.loads((default_bundle_dir() / "card.json").read_text(encoding="utf-8")))
+    panel.resize(340, 640)
+    panel.show()
+    panel.show_result(_analysis({"normal": 0.02, "benign": 0.03, "malignant": 0.95}))
+    assert "no validated threshold" in panel.headline.text() and "0.95" in panel.headline.text()
+    assert "no validated threshold" in panel.band_meaning.text()
+    assert not panel.risk_bar.risk.bands
+    panel.grab().save(str(artifacts / "panel_risk_unvalidated.png"))
+
+
+def test_input_warnings_are_shown_and_marked_in_the_list(qtbot, card: dict) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_card(card)
+    panel.resize(340, 640)
+    panel.show()
+    a = _analysis({"normal": 0.1, "benign": 0.8, "malignant": 0.1})
+    a.input_warnings = (InputWarning("colour", "Colour Doppler covers 4% of this image."),)
+    panel.show_result(a)
+    assert panel.input_warnings.isVisible() and "Colour Doppler" in panel.input_warnings.text()
+    assert list_detail(a, card).startswith("\u26a0")
+    panel.show_result(_analysis({"normal": 0.1, "benign": 0.8, "malignant": 0.1}))
+    assert not panel.input_warnings.isVisible()
