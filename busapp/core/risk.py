@@ -13,12 +13,13 @@ No Qt; plain Python.
 
 from __future__ import annotations
 
-import itertools
-import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-SCORES = ("p_malignant",)  # the scores this module can compute, by the card's "score" name
+from busapp.core.model_card import Band, CardError, Decision, ModelCard
+from busapp.core.model_card import parse_decision as _parse_decision
+
 NO_THRESHOLD = "no validated threshold"
 CSV_COLUMNS = ("p_malignant", "risk_band", "suspicious", "threshold", "threshold_validated")
 
@@ -27,69 +28,35 @@ class DecisionError(ValueError):
     """The card's decision block is malformed; the message names the problem."""
 
 
-@dataclass(frozen=True)
-class Band:
-    name: str
-    lo: float  # from, inclusive
-    hi: float  # to, exclusive except for the last band
-    meaning: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The card's decision rule, checked: bands cover 0..1 in order; the suspicious threshold is
-    where the last band starts."""
-
-    score: str
-    threshold: float
-    bands: tuple[Band, ...]
-    per_site: dict[str, Any]
-    chosen_on: str
-
-    def band_for(self, p: float) -> Band:
-        for b in self.bands:
-            if b.lo <= p < b.hi:
-                return b
-        return self.bands[-1]  # p == 1.0
-
-
-def _min_sensitivity(per_site: dict[str, Any]) -> float | None:
-    vals = [s.get("sensitivity", {}).get("value") for s in per_site.values() if isinstance(s, dict)]
-    vals = [float(v) for v in vals if isinstance(v, int | float)]
+def _min_sensitivity(decision: Decision) -> float | None:
+    vals = [op.sensitivity.value for op in decision.per_site.values() if op.sensitivity.value is not None]
     return min(vals) if vals else None
 
 
-def parse_decision(card: dict[str, Any] | None) -> Decision | None:
-    """The card's decision rule, None if the card has none; DecisionError if it is malformed."""
-    block = (card or {}).get("decision")
-    if block is None:
+def parse_decision(card: Mapping[str, Any] | None) -> Decision | None:
+    """The card's decision rule (``core.model_card`` checks it), None if the card has none;
+    DecisionError if a plain-dict card's block is malformed (a loaded bundle's card was checked
+    when it was loaded). A suspicious band without a meaning gets one from the measured figures."""
+    if card is None:
         return None
-    try:
-        score = str(block.get("score", "p_malignant"))
-        if score not in SCORES:
-            raise DecisionError(f"unknown score {score!r}")
-        t = float(block["suspicious_threshold"])
-        per_site = dict(block.get("per_site") or {})
-        bands = tuple(Band(str(b["name"]), float(b["from"]), float(b["to"]), str(b.get("meaning") or ""))
-                      for b in block["bands"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise DecisionError(f"the model card's decision block is incomplete ({e})") from e
-    if not bands or not 0.0 < t < 1.0:
-        raise DecisionError("the model card's decision block needs bands and a threshold between 0 and 1")
-    edges_ok = bands[0].lo == 0.0 and bands[-1].hi == 1.0 and all(
-        a.hi == b.lo and a.lo < a.hi for a, b in itertools.pairwise(bands)) and bands[-1].lo < 1.0
-    if not edges_ok:
-        raise DecisionError("the model card's bands must run from 0 to 1 without gaps or overlaps")
-    if not math.isclose(bands[-1].lo, t):
-        raise DecisionError("the model card's last band must start at the suspicious threshold")
-    # The suspicious band's meaning may be left to the measured figures.
-    if not bands[-1].meaning:
-        s = _min_sensitivity(per_site)
-        if s is not None:
-            bands = (*bands[:-1], Band(bands[-1].name, bands[-1].lo, bands[-1].hi,
-                                       f"at this level the model found at least {s:.0%} of cancers at "
-                                       "hospitals it had not seen"))
-    return Decision(score, t, bands, per_site, str(block.get("chosen_on", "")))
+    if isinstance(card, ModelCard):
+        decision = card.decision
+    elif card.get("decision") is None:
+        return None
+    else:
+        try:
+            decision = _parse_decision(card["decision"], tuple(card.get("classes") or ("normal", "benign", "malignant")))
+        except CardError as e:
+            raise DecisionError(f"the model card's decision block is invalid: {e}") from e
+    if decision is None:
+        return None
+    top = decision.band_for(decision.suspicious_threshold)
+    s = _min_sensitivity(decision)
+    if not top.meaning and s is not None:
+        filled = replace(top, meaning=f"at this level the model found at least {s:.0%} of cancers at hospitals "
+                                      "it had not seen")
+        decision = replace(decision, bands=tuple(filled if b is top else b for b in decision.bands))
+    return decision
 
 
 @dataclass(frozen=True)
@@ -143,7 +110,7 @@ def _probs(probabilities: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in dict(p).items()}
 
 
-def assess(probabilities: Any, bundle: Any = None, card: dict[str, Any] | None = None) -> RiskAssessment:
+def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | None = None) -> RiskAssessment:
     """The malignancy assessment for one result (a Prediction or a {class: p} dict) under the
     decision rule in the bundle's (or the given) card."""
     probs = _probs(probabilities)
@@ -164,11 +131,11 @@ def assess(probabilities: Any, bundle: Any = None, card: dict[str, Any] | None =
         return RiskAssessment(p, None, None, None, None, False, head, lesion, (),
                               note or "this model's card has no decision rule validated on other hospitals")
     band = decision.band_for(p)
-    suspicious = p >= decision.threshold
+    suspicious = p >= decision.suspicious_threshold
     head = f"{band.name[:1].upper()}{band.name[1:]} \u2013 p(malignant) {p:.2f}"
     if not lesion and not suspicious:
         head = f"No lesion found \u2013 p(malignant) {p:.2f} ({band.name})"
-    return RiskAssessment(p, band.name, band.meaning or None, suspicious, decision.threshold, True, head,
+    return RiskAssessment(p, band.name, band.meaning or None, suspicious, decision.suspicious_threshold, True, head,
                           lesion, decision.bands)
 
 

@@ -96,12 +96,12 @@ class RiskBar(QWidget):
             c = QColor(BAND_COLOURS[min(i, len(BAND_COLOURS) - 1)] if len(r.bands) <= 3 or i < len(r.bands) - 1
                        else BAND_COLOURS[-1])
             p.setBrush(c)
-            p.drawRect(QRectF(x_of(b.lo), bar.top(), x_of(b.hi) - x_of(b.lo), bar.height()))
+            p.drawRect(QRectF(x_of(b.lower), bar.top(), x_of(b.upper) - x_of(b.lower), bar.height()))
         small = self.font()
         small.setPointSizeF(max(6.5, small.pointSizeF() * 0.8))
         p.setFont(small)
         p.setPen(QColor(160, 166, 175))
-        edges = [b.lo for b in r.bands[1:]]
+        edges = [b.lower for b in r.bands[1:]]
         for v in edges:
             x = x_of(v)
             p.drawLine(int(x), int(bar.top()) - 2, int(x), int(bar.bottom()) + 2)

@@ -97,7 +97,7 @@ def test_real_images_get_the_band_of_their_probability(decision_bundle, sample_i
         r = assess(p, pred.bundle)
         assert r.p_malignant == pytest.approx(p.probabilities["malignant"])
         b = next(b for b in dec.bands if b.name == r.band)
-        assert b.lo <= r.p_malignant <= b.hi
+        assert b.lower <= r.p_malignant <= b.upper
         assert set(r.csv_values()) == set(CSV_COLUMNS)
         seen.add(r.band)
     assert seen  # at least one image assessed
