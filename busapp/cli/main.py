@@ -3,6 +3,7 @@
     busapp-cli predict [--mask-dir DIR] IMAGE...   (never replaces an input or a file busapp did not
                                                  write: such a mask gets the next free name, "mask_note")
     busapp-cli batch FOLDER --out DIR      (CSV + masks; progress on stderr; see busapp.cli.batch)
+    busapp-cli validate FOLDER --labels LABELS.csv --out DIR   (site validation; see busapp.cli.validate)
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     from busapp.cli.batch import add_batch_parser
 
     add_batch_parser(sub)
+    from busapp.cli.validate import add_validate_parser
+
+    add_validate_parser(sub)
     return p
 
 

@@ -52,6 +52,10 @@ class ToolsController(QObject):
         self.tools_menu = QMenu("&Tools", window)
         window.menuBar().insertMenu(window.help_menu.menuAction(), self.tools_menu)
         self.tools_menu.addAction(self.calibrate_action)
+        self.validate_dialog: Any = None
+        self.validate_action = A("&Validate on my images\u2026", self.open_validate, [],
+                                 "Check busapp on your own labelled images: sensitivity, specificity, AUC, verdict")
+        self.tools_menu.addAction(self.validate_action)
         self.audit_action = A("&Audit log\u2026", self.open_audit_log, [],
                               "Every analysis and export, by image SHA-256 (no file names)")
         window.help_menu.insertAction(window.help_menu.actions()[0], self.audit_action)
@@ -90,10 +94,24 @@ class ToolsController(QObject):
         self.window.statusBar().showMessage(f"Batch analysis: {result.summary()}", 15000)
 
     def shutdown(self) -> None:
-        """Window closing: cancel a running batch and stop its thread."""
+        """Window closing: cancel a running batch (or validation) and stop its thread."""
         if self.batch_dialog is not None:
             self.batch_dialog.shutdown()
             self.batch_dialog.hide()
+        if self.validate_dialog is not None:
+            self.validate_dialog.shutdown()
+            self.validate_dialog.hide()
+
+    @Slot()
+    def open_validate(self) -> None:
+        """Tools > Validate on my images (busapp.gui.validate_dialog); one non-modal dialog."""
+        if self.validate_dialog is None:
+            from busapp.gui.validate_dialog import ValidateDialog
+
+            self.validate_dialog = ValidateDialog(self.window, bundle_dir=self.window.bundle_dir, audit=self.window.audit)
+        self.validate_dialog.show()
+        self.validate_dialog.raise_()
+        self.validate_dialog.activateWindow()
 
     # -- calibration -------------------------------------------------------------------------------
     @Slot()
