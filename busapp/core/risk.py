@@ -139,6 +139,17 @@ def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | Non
                           lesion, decision.bands)
 
 
+def class_summary(prediction: Any) -> str:
+    """The top class in words, below the assessment (panel and report): "normal" as a statement
+    about the image; never "suggests benign", which reads as reassurance."""
+    label, p = prediction.label, prediction.confidence
+    if prediction.low_confidence:
+        return f"Uncertain \u2013 leans {label} ({p:.2f})"
+    if label == "normal":
+        return f"Top class normal ({p:.2f}): the model found no lesion in this image."
+    return f"Most probable class: {label} ({p:.2f})"
+
+
 def json_fields(risk: RiskAssessment | None) -> dict[str, Any]:
     """The keys ``busapp-cli predict`` adds to each record: ``suspicious`` and ``threshold`` at the top
     (issue 23) and the whole assessment under ``risk``."""

@@ -398,12 +398,9 @@ class PredictionPanel(QWidget):
             self.input_warnings.setText("\n".join(f"\u26a0 {w.message}" for w in self.warnings))
             self.input_warnings.show()
         self.class_title.show()
-        if pred.label == "normal" and not pred.low_confidence:
-            self.class_line.setText(f"Top class normal ({p:.2f}): the model found no lesion in this image.")
-        elif pred.low_confidence:
-            self.class_line.setText(pred.headline)  # "Uncertain - leans benign (0.46)"
-        else:  # not "suggests benign": a top class is not reassurance, the assessment above is
-            self.class_line.setText(f"Most probable class: {pred.label} ({p:.2f})")
+        from busapp.core.risk import class_summary
+
+        self.class_line.setText(class_summary(pred))
         self.class_line.show()
         if pred.low_confidence:
             limit = f", below {self._low_conf_threshold:.2f}" if self._low_conf_threshold else ""

@@ -1,7 +1,8 @@
 """One-page PDF report for one image, drawn with Qt's own PDF writer (QPdfWriter + QPainter).
 
 Contents: the decision-support notice, file name and sha256, date and time, the image and the
-image with the lesion outline and calipers, the predicted class and all probabilities, the
+image with the lesion outline and calipers, the malignancy assessment (p(malignant) in the model
+card's bands, ``core.risk``) and the input check's warnings, the class probabilities, the
 measurements (with units and where the pixel size came from), and the model's name, version and
 test metrics from its model card.
 
@@ -34,7 +35,9 @@ from PySide6.QtGui import (
 from busapp import DISCLAIMER, __version__
 from busapp.core.atomic import write_bytes_atomic
 from busapp.core.hashing import sha256_file
+from busapp.core.input_check import InputWarning
 from busapp.core.measure import LesionMeasurements, format_measurements
+from busapp.core.risk import RiskAssessment, assess, class_summary
 from busapp.report.render import array_to_qimage, render_overlay
 
 DPI = 300
@@ -74,6 +77,8 @@ class ReportData:
     reader: Any = None
     outline_edited: bool = False
     identity: Any = None  # busapp.core.patient_identity.PatientIdentity (DICOM): shown, never logged
+    risk: RiskAssessment | None = None
+    input_warnings: tuple[InputWarning, ...] = ()
 
 
 def build_report_data(
@@ -87,7 +92,11 @@ def build_report_data(
     reader: Any = None,
     outline_edited: bool = False,
     identity: Any = None,
+    risk: RiskAssessment | None = None,
+    input_warnings: tuple[InputWarning, ...] | None = None,
 ) -> ReportData:
+    """The report's content. ``risk`` and ``input_warnings`` default to what ``core.risk`` and
+    ``core.input_check`` give for this prediction and frame (the functions the app uses)."""
     m = measurements
     if m is None:
         note = getattr(prediction, "outline_note", None) or "no lesion outlined by the model"
@@ -108,7 +117,7 @@ def build_report_data(
         label=prediction.label,
         probabilities=dict(prediction.probabilities),
         low_confidence=bool(prediction.low_confidence),
-        headline=prediction.headline,
+        headline=class_summary(prediction),  # the top class in words; the risk headline leads
         measurements=m,
         spacing_note=note,
         model_name=prediction.model_name,
@@ -117,7 +126,30 @@ def build_report_data(
         reader=reader,
         outline_edited=bool(outline_edited or getattr(reader, "outline_edited", False)),
         identity=identity if identity is not None and not identity.empty else None,
+        risk=risk or assess(prediction, card=card),
+        input_warnings=_warnings(loaded, prediction, card, frame_index) if input_warnings is None
+        else tuple(input_warnings),
     )
+
+
+def _warnings(loaded: Any, prediction: Any, card: dict[str, Any], frame_index: int) -> tuple[InputWarning, ...]:
+    from busapp.core import input_check
+
+    return input_check.check(loaded.frame(frame_index), prediction, params=input_check.load_params(card))
+
+
+def risk_lines(r: RiskAssessment | None, warnings: tuple[InputWarning, ...] = ()) -> list[str]:
+    """The assessment in words: headline, the band's meaning (or why there is none), warnings."""
+    if r is None:
+        return []
+    lines = [r.headline]
+    if r.validated:
+        lines.append(f"{r.band}: {r.band_meaning}" if r.band_meaning else f"Band: {r.band}")
+        lines.append(f"Suspicious-for-malignancy threshold {r.threshold:.2f} (from the model card)")
+    else:
+        lines.append(f"No validated threshold: {r.note}.")
+    lines += [f"Input check: {w.message}" for w in warnings]
+    return lines
 
 
 def _metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
@@ -212,6 +244,7 @@ def report_text(d: ReportData) -> list[str]:
         f"SHA-256: {d.sha256}",
         f"Report generated: {when}",
         f"Frame: {d.frame_index + 1} of {d.n_frames}",
+        *risk_lines(d.risk, d.input_warnings),
         d.headline,
     ]
     lines += [f"{c}: {p * 100:.1f} %" for c, p in d.probabilities.items()]
@@ -277,6 +310,41 @@ class _Pen:
             self.text(k, pt, colour=QColor(80, 80, 80))
             self.y = y0
             self.text(v, pt, bold=True, x=self.mm(key_w_mm))
+
+
+def _paint_risk(p: QPainter, pen: _Pen, r: RiskAssessment, warnings: tuple[InputWarning, ...]) -> None:
+    """Headline, a 0-1 bar with the card's bands and a marker at p(malignant), meaning, warnings."""
+    mm = pen.mm
+    lines = risk_lines(r, warnings)
+    pen.text(lines[0], 13, bold=True, colour=QColor(160, 40, 30) if r.suspicious else QColor(30, 40, 60))
+    bar = QRectF(pen.rect.left(), pen.y + mm(1.5), mm(120), mm(4))
+    p.setPen(QPen(QColor(150, 150, 150), mm(0.2)))
+    p.setBrush(QColor(240, 240, 240))
+    p.drawRect(bar)
+    tints = (QColor(190, 222, 200), QColor(245, 222, 170), QColor(240, 180, 170))
+    p.setPen(Qt.PenStyle.NoPen)
+    for i, b in enumerate(r.bands):
+        p.setBrush(tints[min(i, len(tints) - 1)] if i < len(r.bands) - 1 else tints[-1])
+        p.drawRect(QRectF(bar.left() + b.lower * bar.width(), bar.top(), (b.upper - b.lower) * bar.width(), bar.height()))
+    pen.font(7.5)
+    p.setPen(QPen(QColor(90, 90, 90), mm(0.25)))
+    for v in [0.0, *(b.lower for b in r.bands[1:]), 1.0]:
+        x = bar.left() + v * bar.width()
+        p.drawLine(x, bar.bottom(), x, bar.bottom() + mm(1))
+        p.drawText(QRectF(x - mm(6), bar.bottom() + mm(1), mm(12), mm(3.5)), int(Qt.AlignmentFlag.AlignHCenter),
+                   f"{v:.2f}")
+    x = bar.left() + r.p_malignant * bar.width()
+    p.setPen(QPen(QColor(20, 20, 20), mm(0.6)))
+    p.drawLine(x, bar.top() - mm(1.2), x, bar.bottom() + mm(0.6))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    pen.font(8.5, bold=True)
+    p.setPen(QColor(20, 20, 20))
+    p.drawText(QRectF(bar.right() + mm(3), bar.top() - mm(1), mm(45), mm(6)), int(Qt.AlignmentFlag.AlignVCenter),
+               f"p(malignant) {r.p_malignant:.2f}")
+    pen.y = bar.bottom() + mm(5)
+    for line in lines[1:]:
+        warn = line.startswith("Input check:")
+        pen.text(line, 9, bold=warn, colour=QColor(170, 90, 0) if warn else QColor(60, 60, 60))
 
 
 def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
@@ -356,11 +424,14 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
         )
     pen.y += dh + mm(9)
 
-    # Model output.
-    pen.heading("Model output")
+    # The malignancy assessment first, then the class probabilities (as in the app's panel).
+    if d.risk is not None:
+        pen.heading("Malignancy assessment")
+        _paint_risk(p, pen, d.risk, d.input_warnings)
+    pen.heading("Class probabilities")
     # Neutral like the app's panel: a red "malignant" would read as a finding, not a suggestion.
     colour = QColor(170, 90, 0) if d.low_confidence else QColor(30, 40, 60)
-    pen.text(d.headline, 13, bold=True, colour=colour)
+    pen.text(d.headline, 10.5, bold=True, colour=colour)
     if d.low_confidence:
         pen.text(
             "LOW CONFIDENCE: no class is clearly favoured; read this image without weight on the model.",
@@ -482,6 +553,8 @@ def write_report(
     reader: Any = None,
     outline_edited: bool = False,
     identity: Any = None,
+    risk: RiskAssessment | None = None,
+    input_warnings: tuple[InputWarning, ...] | None = None,
 ) -> ReportData:
     """File > Export report: write the PDF for one analysed image atomically; returns what it holds.
 
@@ -490,14 +563,16 @@ def write_report(
     ``AuditLog``) an "export_report" record (sha256 only, no file name) is appended.
     """
     d = build_report_data(loaded_image, prediction, measurements, card, frame_index, sha256, generated,
-                          reader=reader, outline_edited=outline_edited, identity=identity)
+                          risk=risk, input_warnings=input_warnings, reader=reader,
+                          outline_edited=outline_edited, identity=identity)
     write_bytes_atomic(Path(path), report_pdf_bytes(d))
     if audit is not None:
         audit.record(
             "export_report",
             sha256=d.sha256,
             model={"name": d.model_name, "version": d.model_version},
-            outputs={"label": d.label},
+            outputs={"label": d.label, **({"p_malignant": round(d.risk.p_malignant, 4), "band": d.risk.band}
+                                          if d.risk is not None else {})},
             details={"format": "pdf", "frame": frame_index},
         )
     return d

@@ -20,6 +20,7 @@ from busapp.core.audit import AuditLog
 from busapp.core.imageio import load_image
 from busapp.core.measure import format_measurements, measure_image, measure_mask
 from busapp.core.predictor import Prediction
+from busapp.core.risk import assess, class_summary
 from busapp.report.pdf import render_report_page, report_text, write_report
 from busapp.report.render import export_mask_png, export_overlay_png, render_overlay
 
@@ -76,7 +77,8 @@ def test_report_pdf_holds_the_values(analysed, predictor, qapp, tmp_path: Path) 
     expected = [
         loaded.path.name,
         sha,
-        pred.headline,
+        class_summary(pred),
+        assess(pred, card=predictor.bundle.card).headline,
         *[f"{c}: {p * 100:.1f} %" for c, p in pred.probabilities.items()],
         *[v for _, v in format_measurements(m)],
         "USER CALIBRATED",
@@ -87,7 +89,7 @@ def test_report_pdf_holds_the_values(analysed, predictor, qapp, tmp_path: Path) 
     test_metrics = predictor.bundle.card["metrics"]["test"]
     expected += [f"Accuracy {test_metrics['accuracy']['value']:.2f}", f"{test_metrics['dice_mean']['value']:.2f}"]
     if m is not None:
-        assert "mm²" in expected[len(pred.probabilities) + 3]
+        assert "mm²" in expected[len(pred.probabilities) + 4]
     # The plain-text rendering of the report carries every value...
     plain = norm(" ".join(report_text(data)))
     for s in expected:
