@@ -81,8 +81,12 @@ def test_input_warnings_are_shown_and_marked_in_the_list(qtbot, card: dict) -> N
     panel.set_card(card)
     panel.resize(340, 640)
     panel.show()
-    a = _analysis({"normal": 0.1, "benign": 0.8, "malignant": 0.1})
-    a.input_warnings = (InputWarning("colour", "Colour Doppler covers 4% of this image."),)
+    plain = _analysis({"normal": 0.1, "benign": 0.8, "malignant": 0.1})
+
+    class Warned(Analysis):  # as core.analysis.AnalysisResult delivers them through Analysis.result
+        input_warnings = (InputWarning("colour", "Colour Doppler covers 4% of this image."),)
+
+    a = Warned(plain.prediction, None, None, QPainterPath(), 0.01)
     panel.show_result(a)
     assert panel.input_warnings.isVisible() and "Colour Doppler" in panel.input_warnings.text()
     assert list_detail(a, card).startswith("\u26a0")
