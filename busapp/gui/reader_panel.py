@@ -10,7 +10,7 @@ model's output so the two are never mistaken for each other.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -38,6 +38,7 @@ from busapp.core.reader import (
     ReaderAssessment,
     record_assessment,
 )
+from busapp.gui.descriptors_panel import DescriptorsPanel, descriptors_for
 from busapp.gui.identity_strip import IdentityStrip
 from busapp.gui.outline_edit import add_side_section
 
@@ -172,6 +173,9 @@ class ReaderController(QObject):
         self.panel.name_edit.setText(str(window.settings.q.value(READER_NAME_KEY, "") or ""))
         self.panel.name_edit.editingFinished.connect(self._remember_name)
         self.panel.record_requested.connect(self.record)
+        self.descriptors_panel = DescriptorsPanel()
+        self._descriptors: tuple[Any, list] | None = None  # (analysis, its descriptors): the last computed
+        add_side_section(window, self.descriptors_panel)
         add_side_section(window, self.panel)
         self.identity_strip = IdentityStrip()
         body = getattr(window, "side_body", None)
@@ -214,10 +218,33 @@ class ReaderController(QObject):
         li = rec.loaded if rec is not None else None
         self.identity_strip.set_identity(self.identity(rec) if li is not None else None,
                                          li.source_format if li is not None else None)
+        self._show_descriptors(rec)
         ok = rec is not None and rec.analysis is not None and rec.sha256 is not None
         self.panel.set_enabled_for_image(ok)
         if ok:
             self.panel.set_form(self.assessment(rec))
+
+    def descriptors(self, rec: ImageRecord | None = None) -> list:
+        """BI-RADS descriptors of the outline shown for ``rec`` (computed once per analysis)."""
+        rec = rec if rec is not None else self.window.current_record()
+        a = rec.analysis if rec is not None else None
+        if a is None or rec.decoded is None:
+            return []
+        if self._descriptors is None or self._descriptors[0] is not a:
+            try:
+                found = descriptors_for(a, rec.decoded.pixels)
+            except Exception as e:  # a descriptor must never take the result down with it
+                log.error("descriptors failed: %s", type(e).__name__)
+                found = []
+            self._descriptors = (a, found)
+        return self._descriptors[1]
+
+    def _show_descriptors(self, rec: ImageRecord | None) -> None:
+        if rec is None or rec.analysis is None or rec.decoded is None:
+            self.descriptors_panel.set_descriptors(None)
+            return
+        edit = getattr(self.window, "outline_edit", None)
+        self.descriptors_panel.set_descriptors(self.descriptors(rec), bool(edit is not None and edit.is_edited(rec)))
 
     @Slot()
     def record(self) -> ReaderAssessment | None:
