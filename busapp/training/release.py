@@ -1,0 +1,253 @@
+"""Write busnet 2's bundle: the all-sites network, the rules fitted on leave-one-site-out outputs,
+and a card that carries the runtime fields and the figures (history lives in docs/).
+
+    python -m busapp.training.release --recipe R1 --all build/loso/all \
+        --held-out build/loso/busi,build/loso/breast_lesions_usg,build/loso/bus_uclm --stage P1 --out models/busnet
+
+The threshold, bands, outline rule and second stage come only from held-out-site outputs; the
+in-site test splits are measured once, through the exported LiteRT file, after everything is fixed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from busapp.core.hashing import sha256_file
+from busapp.training.data import CLASSES, SITES, SPLIT_FILE, read_split, records_for
+from busapp.training.loso_eval import (
+    LOW_BAND_SENSITIVITY,
+    SENSITIVITY_FLOOR,
+    fit_stage,
+    gate,
+    load_outputs,
+    merge,
+    sensitivity_specificity,
+    site_figures,
+    threshold_for,
+)
+from busapp.training.metrics import bootstrap_ci
+
+VERSION = "2.0.0"
+LOW_CONFIDENCE_BELOW = 0.6
+SITE_NAMES = {"busi": "BUSI (Egypt)", "breast_lesions_usg": "BrEaST-Lesions-USG (Poland)", "bus_uclm": "BUS-UCLM (Spain)"}
+DATA_PROVENANCE = [
+    {"site": "busi", "what": "BUSI, Baheya Hospital, Cairo (Al-Dhabyani et al. 2020, Data in Brief 28:104863)",
+     "licence": "none stated by the source; cited as its authors request", "images": 662},
+    {"site": "breast_lesions_usg", "what": "BrEaST-Lesions-USG, Poland (Pawlowska et al. 2024, Sci Data 11:148)",
+     "licence": "CC BY 4.0", "images": 256},
+    {"site": "bus_uclm", "what": ("BUS-UCLM, Hospital General Universitario de Ciudad Real, Spain, Siemens ACUSON S2000 "
+                                  "(Vallez et al. 2025, Scientific Data; Mendeley Data doi:10.17632/7fvgj4jsp7 v1)"),
+     "licence": ("CC BY 4.0 on its Mendeley Data record; CC BY-NC 4.0 in its authors' code repository (both recorded; "
+                 "the images are not redistributed with busapp)"), "images": 475},
+]
+
+
+def _ci(values: dict[str, float], cis: dict[str, tuple[float, float]]) -> dict[str, dict]:
+    def clean(v):
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    return {k: {"value": clean(v), **({"ci95": [clean(cis[k][0]), clean(cis[k][1])]} if k in cis else {})}
+            for k, v in values.items() if not k.startswith("n")}
+
+
+def held_out_tables(per_site: dict, kind: str, t: float, cut: float, n_boot: int) -> dict:
+    """Per held-out site: figures at the shipped rules, probabilities from a stage fitted on the
+    other sites (as the gate scored them), with 95 % intervals over duplicate groups / patients."""
+    from busapp.training.loso_eval import cross_site_probs
+
+    probs = cross_site_probs(per_site, kind)
+    tables = {}
+    for s, out in per_site.items():
+        def fn(idx, out=out, p=probs[s]):
+            return site_figures({k: v[idx] for k, v in out.items()}, p[idx], t, cut)
+
+        point = fn(np.arange(len(out["y"])))
+        cis = bootstrap_ci(list(out["groups"]), fn, n_boot=n_boot)
+        tables[s] = {"n_images": point["n"], "n_malignant": point["n_malignant"], "n_benign": point["n_benign"],
+                     "n_normal": point["n_normal"], "metrics": _ci(point, cis)}
+    return tables
+
+
+def bands(t: float, low: float, per_site_sens: dict[str, float]) -> list[dict]:
+    worst = min(per_site_sens.values())
+    return [
+        {"name": "low suspicion", "from": 0.0, "to": low,
+         "meaning": (f"below this level, at hospitals the model had not seen, it put fewer than "
+                     f"{round(100 * (1 - LOW_BAND_SENSITIVITY))} % of cancers")},
+        {"name": "intermediate", "from": low, "to": t,
+         "meaning": "some cancers score here: read the image as you would without busapp"},
+        {"name": "suspicious for malignancy", "from": t, "to": 1.0,
+         "meaning": (f"at this level the model found at least {int(np.floor(100 * worst))} % of cancers at hospitals "
+                     "it had not seen")},
+    ]
+
+
+def test_figures(bundle: Path, data_root: Path, t: float, n_boot: int) -> dict:
+    """The finished bundle (LiteRT, second stage, outline rule) on every site's in-site test split."""
+    from busapp.core.predictor import Predictor
+    from busapp.training.finalize import compute_metrics, predict_records, subset_figures
+
+    recs = records_for("test", data_root, SPLIT_FILE, SITES)
+    out = predict_records(Predictor(bundle), recs, data_root)
+
+    def at_threshold(o):
+        sens, spec = sensitivity_specificity(o["probs"][:, 2], o["y"], t)
+        return {"sensitivity_at_threshold": sens, "specificity_at_threshold": spec}
+
+    def with_threshold(o):
+        figs = subset_figures(o, n_boot)
+        def fn(idx, o=o):
+            return at_threshold({k: v[idx] for k, v in o.items()})
+
+        cis = bootstrap_ci(list(o["groups"]), fn, n_boot=n_boot)
+        figs["metrics"].update(_ci(at_threshold(o), cis))
+        return figs
+
+    pooled = compute_metrics(out, n_boot)
+    pooled = {k: {kk: (None if not np.isfinite(vv) else float(vv)) if not isinstance(vv, list) else vv
+                  for kk, vv in v.items()} for k, v in pooled.items()}
+    by_site = {s: with_threshold({k: v[out["datasets"] == s] for k, v in out.items()}) for s in SITES}
+    return {"test": pooled, "test_by_dataset": by_site}
+
+
+def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, out_dir: Path, data_root: Path,
+            n_boot: int = 1000, gate_report: dict | None = None) -> dict:
+    from busapp.training.export import export_tflite, save_keras
+    from busapp.training.finalize import load_member
+    from busapp.training.model import inference_model
+
+    per_site = {json.loads((d / "loso.json").read_text())["held_out"]: load_outputs(d / "held_out.npz")
+                for d in held_out_dirs}
+    g = gate_report or gate(per_site, kind)
+    t, cut = g["threshold"], g["outline_cut"]
+    pm = {s: (fit_stage(kind, merge([o for u, o in per_site.items() if u != s])).probs(o)[:, 2], o["y"])
+          for s, o in per_site.items()}
+    low = threshold_for(pm, LOW_BAND_SENSITIVITY)
+    stage = fit_stage(kind, merge(list(per_site.values())))  # the shipped stage: every site's held-out outputs
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    member = load_member(all_dir, 0)
+    graph = inference_model(member, temperature=1.0, flip_tta=True)
+    save_keras(graph, out_dir / "busnet.keras")
+    export_tflite(graph, out_dir / "busnet.tflite")
+    cfg = json.loads((all_dir / "config.json").read_text())
+    old_card = out_dir / "card.json"
+    old = json.loads(old_card.read_text()) if old_card.exists() else {}
+    assignment = read_split(SPLIT_FILE)
+    sens = {s: g["sites"][s]["sensitivity"] for s in per_site}
+    tables = held_out_tables(per_site, kind, t, cut, n_boot)
+    card = {
+        "name": "busnet",
+        "version": VERSION,
+        "created": dt.date.today().isoformat(),
+        "task": "Breast ultrasound: lesion segmentation and normal / benign / malignant classification, one forward pass "
+                "plus a second stage on the outlined lesion.",
+        "intended_use": old.get("intended_use", "Decision support for clinicians reading breast ultrasound images. "
+                                "Not a diagnosis; not validated for clinical use."),
+        "files": {
+            "tflite": {"path": "busnet.tflite", "sha256": sha256_file(out_dir / "busnet.tflite"), "runtime": "LiteRT (ai-edge-litert)"},
+            "keras": {"path": "busnet.keras", "sha256": sha256_file(out_dir / "busnet.keras"), "runtime": "Keras 3 reference"},
+        },
+        "input": {"tensor": "image", "size": cfg["size"], "channels": 1, "dtype": "float32", "layout": "NHWC, batch 1"},
+        "outputs": {"probs": "(1, 3) softmax of the network's logits (image + mirror averaged), before the second stage",
+                    "mask": "(1, size, size, 1) lesion probability per pixel of the letterboxed input"},
+        "classes": list(CLASSES),
+        "preprocessing": old.get("preprocessing"),
+        "postprocessing": {
+            "mask_threshold": 0.5, "mask_keep": "all", "min_area_fraction": 0.0,
+            "suppress_mask_when_normal": False,
+            "suppress_mask_when_normal_at_least": None if cut > 1 else cut,
+            "low_confidence_below": LOW_CONFIDENCE_BELOW,
+        },
+        "second_stage": {**stage.to_card(),
+                         "fitted_on": "the leave-one-site-out outputs of all three held-out sites' development images"},
+        "decision": {
+            "score": "p_malignant",
+            "suspicious_threshold": t,
+            "bands": bands(t, low, sens),
+            "per_site": {s: {"sensitivity": g_site["metrics"]["sensitivity"], "specificity": g_site["metrics"]["specificity"],
+                             "n_malignant": g_site["n_malignant"], "n_benign": g_site["n_benign"],
+                             "threshold_from_other_sites": g["nested"][s]}
+                         for s, g_site in tables.items()},
+            "chosen_on": (f"the largest p(malignant) at which sensitivity is >= {SENSITIVITY_FLOOR} on each of the three "
+                          "held-out sites (each predicted by a network that never saw it, second stage fitted on the "
+                          "other two); specificity = benign lesions not called suspicious"),
+        },
+        "architecture": {
+            "encoder": "EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)",
+            "decoder": "U-Net, depthwise-separable convolutions, channels 96-64-48-32, bilinear upsampling",
+            "classifier": ("global average pool of the head" + (", concatenated with the head averaged under the predicted "
+                           "lesion map and that map's peak and mean" if cfg.get("lesion_pool") else "") + ", dropout 0.3, dense 3"),
+            "second_stage": ("multinomial logistic regression on the network's log-probabilities and 12 outline and echo "
+                             "features (busapp/core/lesion_features.py)" if kind == "P1" else "temperature scaling"),
+            "inference": "1 network x (image, mirror): logits averaged in one graph; second stage in numpy",
+            "test_time_views": ["image", "mirror"],
+            "parameters": int(graph.count_params()),
+        },
+        "pretrained_weights": old.get("pretrained_weights"),
+        "training": {
+            "data": DATA_PROVENANCE,
+            "sites": list(SITES),
+            "split_file": "busapp/training/split.csv",
+            "split_sha256": sha256_file(SPLIT_FILE),
+            "split_rule": ("BUSI and BrEaST-Lesions-USG by duplicate group, stratified by data set and label, 70/15/15, "
+                           "cross-class duplicate groups excluded; BUS-UCLM by patient, stratified by each patient's most "
+                           "severe label"),
+            "counts": {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "val", "test", "excluded")},
+            "recipe": recipe,
+            "config": cfg,
+            "fitted_on": "train + val of all three sites (last epoch kept)",
+            "selection": "leave-one-site-out gate of docs/busnet2-plan.md; the round's figures are in docs/model-history.md",
+        },
+        "metrics": {"held_out_site": tables},
+        "limitations": [
+            "Trained on three public data sets (Egypt, Poland, Spain) of still images; a fourth hospital's scanners, "
+            "presets and patients can behave differently: the held-out-site figures are the expected level, not a promise.",
+            "The threshold was chosen on the three held-out sites themselves; the threshold_from_other_sites figures show "
+            "what a threshold chosen without a site gave on it.",
+            "BrEaST-Lesions-USG has 4 normal images: its normal-image figures say little.",
+            "Burned-in calipers, text and Doppler colour occur in the training images; the model may react to them.",
+            "Decision support only: every result must be read by a qualified clinician.",
+        ],
+    }
+    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    card["metrics"].update(test_figures(out_dir, data_root, t, n_boot))
+    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from busapp.training.data import default_data_root
+
+    p = argparse.ArgumentParser(prog="release", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--all", type=Path, required=True, help="the all-sites run")
+    p.add_argument("--held-out", required=True, help="comma-separated held-out runs of the same recipe")
+    p.add_argument("--stage", choices=("P0", "P1"), required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--data", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.out.exists() and not (args.out / "card.json").exists():
+        raise SystemExit(f"{args.out} exists and is not a model bundle")
+    tmp = args.out.with_name(args.out.name + ".new")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    if (args.out / "card.json").exists():
+        tmp.mkdir(parents=True)
+        shutil.copy2(args.out / "card.json", tmp / "card.json")
+    card = release(args.recipe, args.all, [Path(d) for d in args.held_out.split(",")], args.stage, tmp,
+                   args.data or default_data_root(), args.bootstrap)
+    print(json.dumps({k: card["metrics"][k] for k in ("test",)}, indent=1)[:3000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""busnet 2's gate: threshold rule, second stage (training fit == runtime application), features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from busapp.core.lesion_features import FEATURE_NAMES, lesion_features
+from busapp.core.second_stage import SecondStage, SecondStageError
+from busapp.training.loso_eval import fit_stage, sensitivity_specificity, threshold_for
+
+
+def _site(rng, n_mal, n_ben, shift):
+    y = np.r_[np.full(n_mal, 2), np.full(n_ben, 1)]
+    p = np.clip(np.r_[rng.normal(0.7 - shift, 0.2, n_mal), rng.normal(0.3, 0.2, n_ben)], 0, 1)
+    return p, y
+
+
+def test_threshold_keeps_sensitivity_on_every_site_and_is_the_largest():
+    rng = np.random.default_rng(0)
+    sites = {"a": _site(rng, 60, 90, 0.0), "b": _site(rng, 40, 120, 0.25), "c": _site(rng, 25, 50, 0.1)}
+    t = threshold_for(sites, 0.92)
+    for p, y in sites.values():
+        assert sensitivity_specificity(p, y, t)[0] >= 0.92
+    # any larger threshold loses the floor somewhere
+    larger = np.nextafter(t, 1.0)
+    assert min(sensitivity_specificity(p, y, larger)[0] for p, y in sites.values()) < 0.92
+
+
+def _outputs(rng, n):
+    y = rng.integers(0, 3, n)
+    logits = rng.normal(0, 1, (n, 3)) + np.eye(3)[y] * 1.5
+    feats = rng.normal(0, 1, (n, len(FEATURE_NAMES)))
+    feats[:, 2] += (y == 2) * 1.2  # one informative feature: taller than wide for cancers
+    return {"y": y, "logits": logits, "features": feats}
+
+
+def _nll(p, y):
+    return float(-np.log(p[np.arange(len(y)), y]).mean())
+
+
+def test_second_stage_learns_from_features_and_the_runtime_applies_the_same_numbers():
+    rng = np.random.default_rng(1)
+    train, test = _outputs(rng, 600), _outputs(rng, 300)
+    p0, p1 = fit_stage("P0", train), fit_stage("P1", train)
+    assert _nll(p1.probs(test), test["y"]) < _nll(p0.probs(test), test["y"]) - 0.02
+    runtime = SecondStage.from_card(p1.to_card(), 3)
+    net = np.exp(test["logits"] - test["logits"].max(1, keepdims=True))
+    net /= net.sum(1, keepdims=True)
+    got = np.array([runtime.probabilities(net[i], test["features"][i]) for i in range(len(net))])
+    np.testing.assert_allclose(got, p1.probs(test), atol=1e-9)
+    assert runtime.uses_features and not SecondStage.from_card(p0.to_card(), 3).uses_features
+
+
+def test_a_malformed_second_stage_is_refused():
+    block = fit_stage("P1", _outputs(np.random.default_rng(2), 100)).to_card()
+    block["weights"] = block["weights"][:-1]
+    with pytest.raises(SecondStageError):
+        SecondStage.from_card(block, 3)
+
+
+def _features(mask):
+    grey = np.full(mask.shape, 120.0)
+    grey[mask] = 40.0
+    return dict(zip(FEATURE_NAMES, lesion_features(grey, mask.astype(float)), strict=True))
+
+
+def test_lesion_features_tell_an_irregular_tall_lesion_from_an_oval_wide_one():
+    yy, xx = np.mgrid[0:160, 0:160]
+    oval = ((xx - 80) / 40.0) ** 2 + ((yy - 80) / 20.0) ** 2 <= 1
+    angle = np.arctan2(yy - 80, xx - 80)
+    radius = np.hypot(xx - 80, (yy - 80) / 1.6)
+    star = radius <= 22 * (1 + 0.35 * np.cos(7 * angle))
+    o, s = _features(oval), _features(star)
+    assert o["depth_to_width"] < 0 < s["depth_to_width"]
+    assert s["solidity"] < o["solidity"] and s["compactness"] < o["compactness"]
+    assert s["radial_roughness"] > o["radial_roughness"]
+    assert o["echo_contrast"] < 0  # darker than its rim: hypoechoic
+    assert _features(np.zeros((64, 64), bool))["lesion_present"] == 0.0
