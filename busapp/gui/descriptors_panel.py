@@ -23,7 +23,7 @@ class DescriptorsPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 6, 16, 10)
         lay.setSpacing(4)
-        self.title = QLabel("BI-RADS DESCRIPTORS \u00b7 FROM THE OUTLINE")
+        self.title = QLabel("BI-RADS DESCRIPTORS")
         self.title.setObjectName("sectionTitle")
         lay.addWidget(self.title)
         self.grid = QGridLayout()

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 
 from busapp import APP_NAME, DISCLAIMER
 from busapp.core.audit import AuditLog
+from busapp.gui.calipers import CalipersController
 from busapp.gui.cine import CineController, FrameControl
 from busapp.gui.errors import analysis_error_text, load_error_text, model_error_text
 from busapp.gui.exports import ExportController
@@ -151,6 +152,7 @@ class MainWindow(QMainWindow):
         self.tools = ToolsController(self)
         self.outline_edit = OutlineEditController(self)
         self.reader = ReaderController(self)
+        self.calipers = CalipersController(self)
 
     # ------------------------------------------------------------------------------------------
     # construction

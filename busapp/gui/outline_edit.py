@@ -79,6 +79,7 @@ class OutlineEditControls(QWidget):
         self.brush_label = QLabel()
         self.brush_label.setObjectName("secondary")
         self.brush_label.setIndent(0)
+        self.brush_label.setWordWrap(True)  # never widen the side panel
         lay.addWidget(self.brush_label)
         row = QHBoxLayout()
         self.undo_button = QPushButton("Undo")
@@ -244,8 +245,9 @@ class OutlineEditController(QObject):
 
     @Slot(str)
     def _on_tool_changed(self, tool: str) -> None:
-        self.controls.set_tool(tool)
-        self.tool_actions[tool].setChecked(True)
+        key = tool if tool in self.tool_actions else ""  # the caliper is the calipers section's tool
+        self.controls.set_tool(key)
+        self.tool_actions[key].setChecked(True)
 
     def _note_model_analysis(self, rec: ImageRecord, frame: int) -> None:
         """Remember a new model analysis of (rec, frame); restore a stored edit onto it."""

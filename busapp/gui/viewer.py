@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGraphicsPixmapItem,
     QGraphicsScene,
+    QGraphicsSimpleTextItem,
     QGraphicsView,
     QWidget,
 )
@@ -54,6 +55,8 @@ MAX_ZOOM = 32.0  # device pixels per image pixel
 OUTLINE_WIDTH = 2.0
 CALIPER_COLOUR = QColor(120, 200, 255)
 EDIT_TOOLS = ("brush", "eraser", "polygon")
+TOOLS = (*EDIT_TOOLS, "caliper")  # the caliper measures; it does not edit the outline
+MANUAL_CALIPER_COLOUR = QColor(150, 230, 150)  # the reader's own lines: green, apart from D1/D2 in blue
 BRUSH_STEP = 1.25  # [ and ] scale the brush radius by this
 MIN_BRUSH, MAX_BRUSH = 1.0, 200.0  # image pixels
 LASSO_MIN_SCREEN_PX = 6.0  # a drag shorter than this is a click (a polygon vertex)
@@ -78,6 +81,7 @@ class ImageViewer(QGraphicsView):
     mask_edited = Signal()  # a brush stroke or polygon changed the attached editor's mask
     brush_changed = Signal(float)  # brush radius, image pixels
     edit_tool_changed = Signal(str)  # "" when no tool
+    caliper_drawn = Signal(float, float, float, float)  # a manual caliper line x0, y0, x1, y1 (image px)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -141,7 +145,16 @@ class ImageViewer(QGraphicsView):
         ppen = QPen(QColor(255, 255, 255, 230), 1.5, Qt.PenStyle.DashLine)
         ppen.setCosmetic(True)
         self._poly_item.setPen(ppen)
-        for item in (self._brush_item, self._poly_item):
+        self._manual = QGraphicsItemGroup()  # the reader's caliper lines and labels
+        self._manual.setZValue(6)
+        self._caliper_from: QPointF | None = None
+        self._caliper_item = QGraphicsLineItem()
+        self._caliper_item.setZValue(7)
+        cpen = QPen(MANUAL_CALIPER_COLOUR, 1.5)
+        cpen.setCosmetic(True)
+        self._caliper_item.setPen(cpen)
+        self._caliper_item.setVisible(False)
+        for item in (self._brush_item, self._poly_item, self._manual, self._caliper_item):
             self._scene.addItem(item)
         self._apply_overlay_state()
 
@@ -330,7 +343,10 @@ class ImageViewer(QGraphicsView):
         elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._tool == "polygon" and self._poly:
             self.finish_polygon(bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier))
         elif key == Qt.Key.Key_Escape and self._tool:
-            if self._poly:
+            if self._caliper_from is not None:
+                self._caliper_from = None
+                self._caliper_item.setVisible(False)
+            elif self._poly:
                 self.cancel_polygon()
             else:
                 self.set_edit_tool("")
@@ -353,6 +369,12 @@ class ImageViewer(QGraphicsView):
             self.fit()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        if self._tool == "caliper" and self._has_image and event.button() == Qt.MouseButton.LeftButton:
+            self._caliper_from = self._scene_pos(event)
+            self._caliper_item.setLine(QLineF(self._caliper_from, self._caliper_from))
+            self._caliper_item.setVisible(True)
+            event.accept()
+            return
         if not self._editing():
             super().mousePressEvent(event)
             return
@@ -375,6 +397,14 @@ class ImageViewer(QGraphicsView):
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._tool == "caliper" and self._caliper_from is not None and event.button() == Qt.MouseButton.LeftButton:
+            a, b = self._caliper_from, self._clamp(self._scene_pos(event))
+            a = self._clamp(a)
+            self._caliper_from = None
+            self._caliper_item.setVisible(False)
+            self.caliper_drawn.emit(a.x(), a.y(), b.x(), b.y())
+            event.accept()
+            return
         if not self._editing():
             super().mouseReleaseEvent(event)
             return
@@ -405,7 +435,9 @@ class ImageViewer(QGraphicsView):
         super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        if self._editing():
+        if self._caliper_from is not None:
+            self._caliper_item.setLine(QLineF(self._caliper_from, self._clamp(self._scene_pos(event))))
+        elif self._editing():
             self._edit_move(event)
         else:
             super().mouseMoveEvent(event)
@@ -438,7 +470,7 @@ class ImageViewer(QGraphicsView):
 
     def set_edit_tool(self, tool: str) -> None:
         """"brush", "eraser", "polygon", or "" for none (drag pans again)."""
-        if tool and tool not in EDIT_TOOLS:
+        if tool and tool not in TOOLS:
             raise ValueError(tool)
         if tool == self._tool:
             return
@@ -500,6 +532,41 @@ class ImageViewer(QGraphicsView):
         self._press_pos = None
         self._poly_item.setPath(QPainterPath())
 
+    def set_manual_calipers(self, lines: list) -> None:
+        """The reader's lines: [(((x0, y0), (x1, y1)), label)], image pixels, always shown."""
+        for child in self._manual.childItems():
+            self._manual.removeFromGroup(child)
+            self._scene.removeItem(child)
+        pen = QPen(MANUAL_CALIPER_COLOUR, 1.5)
+        pen.setCosmetic(True)
+        for ((x0, y0), (x1, y1)), label in lines:
+            a, b = QPointF(x0, y0), QPointF(x1, y1)
+            line = QGraphicsLineItem(QLineF(a, b))
+            line.setPen(pen)
+            self._manual.addToGroup(line)
+            v = QLineF(a, b)
+            if v.length() > 0:
+                n = v.normalVector().unitVector()
+                d = QPointF(n.dx(), n.dy()) * max(3.0, v.length() * 0.04)
+                for q in (a, b):
+                    tick = QGraphicsLineItem(QLineF(q - d, q + d))
+                    tick.setPen(pen)
+                    self._manual.addToGroup(tick)
+            text = QGraphicsSimpleTextItem(label)
+            text.setBrush(MANUAL_CALIPER_COLOUR)
+            text.setFlag(QGraphicsSimpleTextItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+            end = b if b.x() >= a.x() else a
+            text.setPos(end + QPointF(3, 3))
+            self._manual.addToGroup(text)
+        self.viewport().update()
+
+    def manual_caliper_count(self) -> int:
+        return sum(isinstance(c, QGraphicsSimpleTextItem) for c in self._manual.childItems())
+
+    def _clamp(self, p: QPointF) -> QPointF:
+        w, h = self.image_size()
+        return QPointF(min(float(w), max(0.0, p.x())), min(float(h), max(0.0, p.y())))
+
     def polygon_points(self) -> list[tuple[float, float]]:
         return [(p.x(), p.y()) for p in self._poly]
 
@@ -551,7 +618,7 @@ class ImageViewer(QGraphicsView):
         vp = self.viewport()
         if self._tool in ("brush", "eraser"):
             vp.setCursor(Qt.CursorShape.BlankCursor if self._editor is not None else Qt.CursorShape.ForbiddenCursor)
-        elif self._tool == "polygon":
+        elif self._tool in ("polygon", "caliper"):
             vp.setCursor(Qt.CursorShape.CrossCursor)
         else:
             vp.unsetCursor()
