@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -29,7 +29,6 @@ from PySide6.QtGui import (
     QIcon,
     QKeySequence,
     QPixmap,
-    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -56,7 +55,7 @@ from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel, list_detail
 from busapp.gui.qt_tasks import TaskBridge
 from busapp.gui.reader_panel import ReaderController
-from busapp.gui.records import FrameState, ImageRecord
+from busapp.gui.records import FrameState, ImageRecord, RecentImages
 from busapp.gui.settings import AppSettings
 from busapp.gui.tasks import SerialExecutor
 from busapp.gui.tools import ToolsController
@@ -75,7 +74,6 @@ OPEN_FILTER = (
     "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom *.ima);;"
     "DICOM (*.dcm *.dicom *.ima);;All files (*)"
 )
-WORKER_START_DELAY_MS = 30  # let the first frame paint before the model import competes for the GIL
 PREFERRED_SIZE = QSize(1440, 900)
 SCREEN_FRACTION = 0.9
 
@@ -129,6 +127,14 @@ class MainWindow(QMainWindow):
         self._shown_image: tuple[int, int] | None = None  # (job, frame) of the image in the viewer
         self._closing = False
         self._first_result_at: float | None = None
+        # Background work: one pattern (tasks.SerialExecutor + qt_tasks.TaskBridge) for all of it.
+        self._tasks = TaskBridge(self)
+        self._worker = AnalysisWorker(bundle_dir, audit=self.audit, calibrations=calibrations)
+        self._scanner = SerialExecutor("busapp-folder-scan")  # one scan at a time: drop order kept
+        self._recent = RecentImages()  # which images keep their pixels (memory stays bounded)
+        # Load and warm the model now, while the window is built and appears: the first image
+        # dropped finds it ready (issue 27). Results arrive through the event loop, after the widgets exist.
+        self._tasks.watch(self._worker.load_model(), on_result=self._on_model_ready, on_error=self._on_model_failed)
 
         self.setWindowTitle(APP_NAME)
         if not self.app_icon.isNull():
@@ -139,13 +145,6 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._restore_settings()
-
-        # Background work: one pattern (tasks.SerialExecutor + qt_tasks.TaskBridge) for all of it.
-        self._tasks = TaskBridge(self)
-        self._worker = AnalysisWorker(bundle_dir, audit=self.audit, calibrations=calibrations)
-        self._scanner = SerialExecutor("busapp-folder-scan")  # one scan at a time: drop order kept
-        self._worker_started = False
-        self._held: list[int] = []  # jobs opened before the window showed: submitted when it does
 
         self.cine = CineController(self, self.frame_control)
         self.exports = ExportController(self)
@@ -411,10 +410,7 @@ class MainWindow(QMainWindow):
             self._records[job] = rec
             self._by_path[key] = job
             self.image_list.add_image(job, f.name, str(f))
-            if self._worker_started:
-                self._submit_open(rec)
-            else:
-                self._held.append(job)  # submitted once the window shows
+            self._submit_open(rec)
             new_ids.append(job)
         if new_ids:
             self.image_list.select_job(new_ids[0])
@@ -461,7 +457,7 @@ class MainWindow(QMainWindow):
     def clear_images(self) -> None:
         ids = self.image_list.remove_all()
         self._worker.cancel(ids)
-        self._held.clear()
+        self._recent.forget()
         self._records.clear()
         self._by_path.clear()
         self._show_record(None)
@@ -504,7 +500,7 @@ class MainWindow(QMainWindow):
         dlg = AboutDialog(card, self.model_error, self.app_icon, self)
         dlg.exec()
 
-    def shutdown(self, timeout_ms: int = 400) -> bool:
+    def shutdown(self, timeout_ms: int = 200) -> bool:
         """Cancel all background work; waits at most ``timeout_ms`` for the running job (daemon
         threads: quitting never waits for a long decode or a batch)."""
         self._closing = True
@@ -518,24 +514,6 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------
     # window events
-    def showEvent(self, event: QShowEvent) -> None:
-        super().showEvent(event)
-        if not self._worker_started:
-            QTimer.singleShot(WORKER_START_DELAY_MS, self._start_worker)
-
-    @Slot()
-    def _start_worker(self) -> None:
-        """Load and warm the model while the window appears, then open what was dropped early."""
-        if self._closing or self._worker_started:
-            return
-        self._worker_started = True
-        self._tasks.watch(self._worker.load_model(), on_result=self._on_model_ready,
-                          on_error=self._on_model_failed)
-        held, self._held = self._held, []
-        for job in held:
-            if job in self._records:
-                self._submit_open(self._records[job])
-
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self.tools.shutdown()
@@ -594,6 +572,54 @@ class MainWindow(QMainWindow):
         """The user is back on an analysed frame: drop an unstarted request for another one."""
         self._worker.drop_frame_request(rec.job_id)
 
+    def _keep_in_memory(self, job: int) -> None:
+        """``job``'s pixels are in use now; the least recently used images beyond the cache drop theirs."""
+        dropped = self._recent.touch(job)
+        if self._shown_job in dropped:  # the image on screen keeps its pixels
+            dropped.remove(self._shown_job)
+            dropped += self._recent.touch(self._shown_job)
+        for j in dropped:
+            rec = self._records.get(j)
+            if rec is not None:
+                rec.drop_pixels()
+
+    def _restore(self, rec: ImageRecord) -> None:
+        """Decode an evicted image again and rebuild its overlay from the stored mask (no model run)."""
+        if rec.restoring:
+            return
+        rec.restoring = True
+        job = rec.job_id
+        masks = {k: st.analysis.prediction.mask for k, st in rec.frames.items() if st.analysis is not None}
+        self._tasks.watch(self._worker.restore(job, rec.path, rec.sha256, rec.frame, masks),
+                          on_result=lambda r: self._on_restored(job, r),
+                          on_error=lambda e: self._on_restore_failed(job, e))
+
+    def _on_restored(self, job: int, restored: tuple) -> None:
+        rec = self._records.get(job)
+        if rec is None:
+            return
+        decoded, overlays = restored
+        rec.restoring = rec.evicted = False
+        rec.loaded_image = decoded.loaded
+        rec.state(decoded.frame_index).decoded = decoded
+        for k, (fill, outline) in overlays.items():
+            st = rec.frames.get(k)
+            if st is not None and st.analysis is not None:
+                st.analysis.fill, st.analysis.outline = fill, outline
+        self._keep_in_memory(job)
+        if job == self._shown_job:
+            self._show_record(rec)
+
+    def _on_restore_failed(self, job: int, error: BaseException) -> None:
+        rec = self._records.get(job)
+        if rec is None:
+            return
+        rec.restoring = False
+        rec.status, rec.error, rec.error_stage = ERROR, load_error_text(error, rec.path.name), "load"
+        self.image_list.set_status(job, ERROR, _short_error(rec.error, rec.path.name))
+        if job == self._shown_job:
+            self._show_record(rec)
+
     def _on_model_ready(self, info: ModelInfo) -> None:
         self.model_info = info
         low = info.card.get("postprocessing", {}).get("low_confidence_below")
@@ -635,6 +661,7 @@ class MainWindow(QMainWindow):
             rec.status = ANALYSING
             self.image_list.set_thumbnail(job, QPixmap.fromImage(decoded.thumbnail))
             self.image_list.set_status(job, ANALYSING)
+            self._keep_in_memory(job)
         if job == self._shown_job and decoded.frame_index == rec.frame:
             self._show_record(rec)
 
@@ -746,6 +773,9 @@ class MainWindow(QMainWindow):
             self.shown_changed.emit(None)
             return
         self.setWindowTitle(f"{APP_NAME} \u2013 {rec.path.name}")
+        self._keep_in_memory(rec.job_id)
+        if rec.evicted:
+            self._restore(rec)  # decoded again off the GUI thread; shown when it arrives
         self._show_image(rec)
         self.panel.set_image_info(rec.path.name, self._image_info(rec))
         multi = rec.n_frames > 1
@@ -757,6 +787,9 @@ class MainWindow(QMainWindow):
             self.viewer.clear_overlay()
             self.panel.show_error(rec.frame_error, f"Could not analyse frame {rec.frame + 1}")
             self.panel.set_frame(rec.frame, rec.n_frames)
+        elif rec.analysis is not None and rec.evicted:
+            self.viewer.clear_overlay()  # the overlay comes back with the pixels
+            self.panel.show_result(rec.analysis)
         elif rec.analysis is not None:
             self._show_analysis(rec)
         else:
@@ -781,7 +814,7 @@ class MainWindow(QMainWindow):
                     self.viewer.set_image(rec.decoded.display)
                 self._shown_image = key
         elif not (same_file and rec.loaded is not None):
-            placeholder = ("This file could not be opened." if rec.status == ERROR
+            placeholder = ("This file could not be opened." if rec.status == ERROR and not rec.evicted
                            else f"Opening {rec.path.name}\u2026")
             self.viewer.set_image(None, placeholder)
             self._shown_image = None
