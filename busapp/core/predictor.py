@@ -91,10 +91,15 @@ class Prediction:
         }
 
 
+# LiteRT threads per interpreter: benchmarks/bench_inference.py measures 1 and 2, quiet and with
+# another process keeping one core busy, and names the best under both.
+DEFAULT_NUM_THREADS = 2
+
+
 class Predictor:
     """Owns one LiteRT interpreter. Not thread-safe across calls: one predictor per worker."""
 
-    def __init__(self, bundle_dir: Path | None = None, num_threads: int = 2, verify: bool = True) -> None:
+    def __init__(self, bundle_dir: Path | None = None, num_threads: int = DEFAULT_NUM_THREADS, verify: bool = True) -> None:
         self.bundle: ModelBundle = load_bundle(bundle_dir, verify=verify)
         try:
             from ai_edge_litert.interpreter import Interpreter
