@@ -107,14 +107,15 @@ def _wait(app, cond, timeout: float = 120.0) -> None:
     from PySide6.QtCore import QEventLoop
 
     end = time.perf_counter() + timeout
+    flags = QEventLoop.ProcessEventsFlag.AllEvents
     while not cond():
         if time.perf_counter() > end:
             raise SystemExit("timed out waiting")
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+        app.processEvents(flags, 5)
 
 
 # -- next image -------------------------------------------------------------------------------------
-def bench_next(n: int) -> None:
+def bench_next(n: int, profile: bool = False) -> None:
     import busapp.core.predictor as predictor_mod
     from busapp.core import preprocess as pre
 
@@ -147,7 +148,14 @@ def bench_next(n: int) -> None:
         if w.model_error:
             raise SystemExit(w.model_error)
         rows = []
+        prof = None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
         for i, f in enumerate(files):
+            if prof is not None and i == 1:
+                prof.enable()
             model_s.clear()
             prep_s.clear()
             t0 = time.perf_counter()
@@ -168,7 +176,14 @@ def bench_next(n: int) -> None:
             t["GUI thread: paint"] = t_painted - t_result
             t["end to end"] = t_painted - t0
             rows.append(t)
+        if prof is not None:
+            prof.disable()
         w.close()
+    if prof is not None:
+        import pstats
+
+        print("\nGUI thread, cumulative (open_paths to painted, all images but the first):")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
     stages = ["decode", "hash", "display", "thumbnail", "preprocess", "model", "mask post-processing", "measure",
               "risk", "input_check", "audit", "overlay", "GUI thread: delivery and panel", "GUI thread: paint",
               "end to end"]
@@ -339,6 +354,7 @@ def main() -> int:
     ap.add_argument("--only", default="next,batch,quit,memory")
     ap.add_argument("-n", type=int, default=30, help="images for 'next' (batch uses 4x)")
     ap.add_argument("--memory-n", type=int, default=1000)
+    ap.add_argument("--profile", action="store_true", help="'next': profile the GUI thread")
     ap.add_argument("--child-quit", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
     ap.add_argument("--child-memory", nargs=2, metavar=("FOLDER", "MARKS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -351,7 +367,7 @@ def main() -> int:
     print(f"busapp GUI benchmark: {os.cpu_count()} CPUs, Qt platform {os.environ.get('QT_QPA_PLATFORM')}")
     only = set(args.only.split(","))
     if "next" in only:
-        bench_next(args.n)
+        bench_next(args.n, args.profile)
     if "batch" in only:
         bench_batch(4 * args.n)
     if "quit" in only:

@@ -5,8 +5,9 @@ times. The app prints wall-clock timestamps (``time.time()``) when its window is
 and painted, when it opens the files (right after the window shows, as a drop would), when the
 model is ready and when the first result reaches the GUI thread; this script subtracts its own
 timestamp taken just before ``Popen``. So "window shown" includes Python start-up, imports and Qt
-initialisation, and "first result" includes lazily loading and verifying the model (sha256),
-decoding the image, prediction, measurement and the hand-over to the GUI.
+initialisation. The file is opened the moment the window shows (as a drop would be); the model is
+loaded, verified (sha256) and warmed up on the worker thread from the window's construction, so
+"first result after open" is what is left of that plus decoding, analysis and the hand-over.
 
 Run:  .venv/bin/python benchmarks/bench_startup.py [--runs 5] [--image FILE]
 Uses the offscreen Qt platform unless a display is available (DISPLAY / WAYLAND_DISPLAY set) and
@@ -80,9 +81,11 @@ def main() -> int:
     for name, vals in rows:
         if vals:
             print(f"{name:34s} {statistics.median(vals):7.3f}s {max(vals):7.3f}s")
-    ok = max(r["window_shown"] for r in results + empty) < 1.0 and max(
-        r["first_result_after_open"] for r in results) < 2.0
-    print("targets (window < 1 s, first result < 2 s after opening):", "met" if ok else "NOT met")
+    first = statistics.median(r["first_result_after_open"] for r in results)
+    ok = max(r["window_shown"] for r in results + empty) < 1.0 and first <= 0.4
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("targets (window < 1 s; first result <= 0.4 s after the window shows, issue 27):",
+          "met" if ok else "NOT met")
     return 0 if ok else 1
 
 

@@ -35,6 +35,16 @@ ROW_HEIGHT = 64
 THUMB = 52
 
 
+def _fit(thumb: QPixmap, dpr: float) -> QPixmap:
+    """The thumbnail at the list's box size for this screen; scaled once (``set_thumbnail``), not per paint."""
+    if abs(thumb.devicePixelRatio() - dpr) < 1e-6 and max(thumb.width(), thumb.height()) == round(THUMB * dpr):
+        return thumb
+    pm = thumb.scaled(QSize(THUMB, THUMB) * dpr, Qt.AspectRatioMode.KeepAspectRatio,
+                      Qt.TransformationMode.SmoothTransformation)
+    pm.setDevicePixelRatio(dpr)
+    return pm
+
+
 class _ItemDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return QSize(option.rect.width() or 220, ROW_HEIGHT)
@@ -53,9 +63,7 @@ class _ItemDelegate(QStyledItemDelegate):
         painter.fillRect(box, QColor(8, 9, 10))
         thumb = index.data(THUMB_ROLE)
         if isinstance(thumb, QPixmap) and not thumb.isNull():
-            pm = thumb.scaled(box.size() * painter.device().devicePixelRatioF(), Qt.AspectRatioMode.KeepAspectRatio,
-                              Qt.TransformationMode.SmoothTransformation)
-            pm.setDevicePixelRatio(painter.device().devicePixelRatioF())
+            pm = _fit(thumb, painter.device().devicePixelRatioF())
             sz = pm.deviceIndependentSize().toSize()
             painter.drawPixmap(box.left() + (THUMB - sz.width()) // 2, box.top() + (THUMB - sz.height()) // 2, pm)
 
@@ -140,8 +148,8 @@ class ImageList(QListWidget):
 
     def set_thumbnail(self, job_id: int, pixmap: QPixmap) -> None:
         item = self._rows.get(job_id)
-        if item is not None:
-            item.setData(THUMB_ROLE, pixmap)
+        if item is not None and not pixmap.isNull():
+            item.setData(THUMB_ROLE, _fit(pixmap, self.devicePixelRatioF()))
 
     def current_job(self) -> int | None:
         item = self.currentItem()

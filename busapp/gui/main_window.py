@@ -644,8 +644,8 @@ class MainWindow(QMainWindow):
             if rec is not None:
                 rec.status = LOADING
                 self.image_list.set_status(job, LOADING)
-                if job == self._shown_job:
-                    self._show_record(rec)
+                if job == self._shown_job and rec.n_frames == 1:  # only the panel's line changes
+                    self.panel.show_pending("Analysing\u2026")
         else:
             self._on_image_loaded(job, value)  # type: ignore[arg-type]
 
