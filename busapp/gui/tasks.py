@@ -48,6 +48,8 @@ class Task:
         self._fn, self._args, self._kwargs = fn, args, kwargs
         self._cancel = threading.Event()
         self._progress: list[Callable[[Task, Any], None]] = []
+        self._early: list[Any] | None = []  # reported before any listener was added: replayed to it
+        self._progress_lock = threading.Lock()
 
     # -- either thread ---------------------------------------------------------------------------
     @property
@@ -69,8 +71,13 @@ class Task:
         self.future.add_done_callback(lambda _f: fn(self))
 
     def add_progress_callback(self, fn: Callable[[Task, Any], None]) -> None:
-        """``fn(task, value)`` for each ``report(value)``, in the worker thread. Add before it runs."""
-        self._progress.append(fn)
+        """``fn(task, value)`` for each ``report(value)``, in the worker thread; values reported
+        before the first listener was added (the task may start at once) are replayed to it, here."""
+        with self._progress_lock:
+            self._progress.append(fn)
+            early, self._early = self._early, None
+        for value in early or ():
+            fn(self, value)
 
     def result(self, timeout: float | None = None) -> Any:
         return self.future.result(timeout)
@@ -82,7 +89,12 @@ class Task:
 
     def report(self, value: Any) -> None:
         self.check()
-        for fn in list(self._progress):
+        with self._progress_lock:
+            if self._early is not None:
+                self._early.append(value)
+                return
+            listeners = list(self._progress)
+        for fn in listeners:
             fn(self, value)
 
     def _run(self) -> None:

@@ -154,3 +154,21 @@ def test_stale_results_never_reach_the_callback(qtbot, executor: SerialExecutor)
     qtbot.waitUntil(lambda: got == ["fresh"], timeout=5000)
     qtbot.wait(50)
     assert got == ["fresh"]
+
+
+def test_progress_reported_before_a_listener_is_added_is_not_lost(executor: SerialExecutor) -> None:
+    """The thread may run a task between ``submit`` and ``watch``: its early values are replayed."""
+    reported = threading.Event()
+
+    def job(task: Task) -> str:
+        task.report("decoded")
+        reported.set()
+        return "result"
+
+    t = executor.submit(job)
+    assert reported.wait(5) and t.result(5) == "result"
+    got: list[object] = []
+    t.add_progress_callback(lambda _t, v: got.append(v))
+    assert got == ["decoded"]
+    t.add_progress_callback(lambda _t, v: got.append(("second", v)))  # only the first gets the replay
+    assert got == ["decoded"]
