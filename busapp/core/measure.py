@@ -319,16 +319,10 @@ def format_measurements(m: LesionMeasurements | None) -> list[tuple[str, str]]:
     """(label, value with unit) rows for display and reports; the unit is always shown."""
     if m is None:
         return [("Lesion", "no lesion outlined")]
+    from busapp.core.wording import measurement_rows
+
     src = f" ({m.spacing_source})" if m.spacing_source else " (pixel size unknown)"
-    return [
-        ("Area", f"{m.area:.1f} {m.area_unit}{src}"),
-        ("Longest diameter", f"{m.longest_diameter:.1f} {m.unit}"),
-        ("Perpendicular diameter", f"{m.perpendicular_diameter:.1f} {m.unit}"),
-        (
-            "Depth-to-width ratio",
-            f"{m.depth_to_width:.2f}" + (" (taller than wide)" if m.taller_than_wide else " (wider than tall)"),
-        ),
-    ]
+    return [(label, value + (src if key == "area" else "")) for key, label, value in measurement_rows(m)]
 
 
 # --- user calibration (images without a trusted pixel size) ---------------------------------------

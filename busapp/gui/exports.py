@@ -142,7 +142,7 @@ class ExportController(QObject):
         a = rec.analysis if rec is not None else None
         if rec is None or a is None or rec.loaded is None:
             return None
-        folder = w.settings.last_export_folder or str(Path.home())
+        folder = w.settings.last_export_folder or str(rec.path.parent)  # first time: beside the image
         suggested = str(Path(folder) / default_file_name(rec, kind, ext))
         chosen, _ = QFileDialog.getSaveFileName(w, title, suggested, file_filter)
         if not chosen:

@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
         self._worker = AnalysisWorker(bundle_dir, audit=self.audit, calibrations=calibrations)
         self._scanner = SerialExecutor("busapp-folder-scan")  # one scan at a time: drop order kept
         self._recent = RecentImages()  # which images keep their pixels (memory stays bounded)
+        self._opening: dict[int, bool | None] = {}  # files being opened: opened (True), failed, not yet
         # Load and warm the model now, while the window is built and appears: the first image
         # dropped finds it ready (issue 27). Results arrive through the event loop, after the widgets exist.
         self._tasks.watch(self._worker.load_model(), on_result=self._on_model_ready, on_error=self._on_model_failed)
@@ -419,7 +420,9 @@ class MainWindow(QMainWindow):
 
         msg = []
         if new_ids:
-            msg.append(f"Opened {len(new_ids)} image{'s' if len(new_ids) != 1 else ''}.")
+            # "Opened" only once each file is decoded (``_note_opened``): unreadable files are no images.
+            msg.append(f"Opening {len(new_ids)} file{'s' if len(new_ids) != 1 else ''}\u2026")
+            self._opening.update(dict.fromkeys(new_ids))
         elif files:
             msg.append("Already open.")
         elif from_folder and not skipped:
@@ -456,6 +459,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def clear_images(self) -> None:
         ids = self.image_list.remove_all()
+        self._opening.clear()
         self._worker.cancel(ids)
         self._recent.forget()
         self._records.clear()
@@ -662,6 +666,7 @@ class MainWindow(QMainWindow):
             self.image_list.set_thumbnail(job, QPixmap.fromImage(decoded.thumbnail))
             self.image_list.set_status(job, ANALYSING)
             self._keep_in_memory(job)
+            self._note_opened(job, True)
         if job == self._shown_job and decoded.frame_index == rec.frame:
             self._show_record(rec)
 
@@ -727,12 +732,27 @@ class MainWindow(QMainWindow):
         rec.status = ERROR
         rec.error = message
         rec.error_stage = stage
+        if stage == "load":
+            self._note_opened(job, False)
         self.image_list.set_status(job, ERROR, _short_error(message, rec.path.name))
         if job == self._shown_job:
             self._show_record(rec)
         self._update_progress()
         self.record_failed.emit(rec)
         self._check_all_done()
+
+    def _note_opened(self, job: int, ok: bool) -> None:
+        """One file of the last set opened was decoded (or not); once all are, say how many opened."""
+        if job not in self._opening:
+            return
+        self._opening[job] = ok
+        if any(v is None for v in self._opening.values()):
+            return
+        from busapp.core.wording import opened_summary
+
+        n_ok = sum(1 for v in self._opening.values() if v)
+        self.statusBar().showMessage(opened_summary(n_ok, len(self._opening) - n_ok), 8000)
+        self._opening.clear()
 
     def _check_all_done(self) -> None:
         if self._records and self.is_idle():
@@ -862,7 +882,7 @@ class MainWindow(QMainWindow):
 
     @Slot(float)
     def _on_zoom_changed(self, z: float) -> None:
-        self.zoom_label.setText(f"Zoom {z * 100:.0f} %")
+        self.zoom_label.setText(f"Zoom {z * 100:.0f} %" if self.viewer.has_image() else "")
 
     # ------------------------------------------------------------------------------------------
     # overlay controls

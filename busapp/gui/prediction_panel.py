@@ -177,10 +177,6 @@ def _section(text: str) -> QLabel:
     return lab
 
 
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if v >= 1000 else (f"{v:.1f}" if v >= 10 else f"{v:.2f}")
-
-
 class PredictionPanel(QWidget):
     """Shows one image's state: nothing selected, waiting, error, or the model's result."""
 
@@ -428,19 +424,11 @@ class PredictionPanel(QWidget):
                 v.setText("\u2013")
             self.size_note.setText("The model outlined no region in this image." if visible else "")
             return
-        self._size_values["area"].setText(f"{_fmt(m.area)} {m.area_unit}")
-        self._size_values["longest"].setText(f"{_fmt(m.longest_diameter)} {m.unit}")
-        self._size_values["perpendicular"].setText(f"{_fmt(m.perpendicular_diameter)} {m.unit}")
-        self._size_values["dw"].setText(
-            f"{m.depth_to_width:.2f}" + ("  (taller than wide)" if m.taller_than_wide else "")
-        )
-        if m.spacing_source == USER_CALIBRATED:
-            self.size_note.setText("Pixel size user calibrated (a line drawn over the depth scale; "
-                                   "Tools \u203a Calibrate pixel size). Largest outlined region only.")
-        elif m.calibrated:
-            self.size_note.setText(f"Pixel size from {m.spacing_source}. Largest outlined region only.")
-        else:
-            self.size_note.setText("No pixel size in this file, so sizes are in pixels. Largest outlined region only.")
+        from busapp.core import wording  # one number format and wording for panel and report
+
+        for key, _label, value in wording.measurement_rows(m):
+            self._size_values[key].setText(value)
+        self.size_note.setText(f"{wording.pixel_size_note(m)} Largest outlined region only.")
 
     def measurement_texts(self) -> dict[str, str]:
         return {k: v.text() for k, v in self._size_values.items()}

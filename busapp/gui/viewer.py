@@ -168,6 +168,7 @@ class ImageViewer(QGraphicsView):
             self._image_item.setPixmap(QPixmap())
             self._has_image = False
             self._scene.setSceneRect(QRectF())
+            self.zoom_changed.emit(0.0)  # no image, no zoom (the status bar clears it)
         else:
             self._image_item.setPixmap(QPixmap.fromImage(image))
             self._has_image = True

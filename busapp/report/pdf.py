@@ -33,6 +33,7 @@ from PySide6.QtGui import (
 )
 
 from busapp import DISCLAIMER, __version__
+from busapp.core import wording
 from busapp.core.atomic import write_bytes_atomic
 from busapp.core.hashing import sha256_file
 from busapp.core.input_check import InputWarning
@@ -100,12 +101,8 @@ def build_report_data(
     m = measurements
     if m is None:
         note = getattr(prediction, "outline_note", None) or "no lesion outlined by the model"
-    elif m.spacing_source is None:
-        note = "pixel size unknown: measurements in pixels (calibrate to get mm)"
-    elif m.spacing_source == "user calibrated":
-        note = "USER CALIBRATED: pixel size from a line drawn by the user over the depth scale"
     else:
-        note = f"pixel size from {m.spacing_source}"
+        note = wording.pixel_size_note(m)
     return ReportData(
         file_name=Path(loaded.path).name,
         sha256=sha256 or sha256_file(Path(loaded.path)),
@@ -247,11 +244,11 @@ def report_text(d: ReportData) -> list[str]:
         *risk_lines(d.risk, d.input_warnings),
         d.headline,
     ]
-    lines += [f"{c}: {p * 100:.1f} %" for c, p in d.probabilities.items()]
+    lines += [f"{c}: {wording.probability(p)}" for c, p in d.probabilities.items()]
     if d.outline_edited:
         lines.append(OUTLINE_EDITED_NOTE)
     lines += [f"{k}: {v}" for k, v in format_measurements(d.measurements)]
-    lines.append(f"Pixel size: {d.spacing_note}")
+    lines.append(d.spacing_note)
     lines += reader_section_lines(d)
     created = d.card.get("created", "")
     lines.append(f"Model: {d.model_name} {d.model_version}" + (f" ({created})" if created else ""))
@@ -453,14 +450,14 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
         p.drawRect(QRectF(r.left(), r.top(), bar_w * max(0.0, min(1.0, prob)), bh))
         p.setBrush(Qt.BrushStyle.NoBrush)
         pen.y = y0
-        pen.text(f"{c}: {prob * 100:.1f} %", 9.5, bold=c == d.label, x=bar_x + bar_w + mm(4))
+        pen.text(f"{c}: {wording.probability(prob)}", 9.5, bold=c == d.label, x=bar_x + bar_w + mm(4))
 
     pen.heading("Lesion measurements (largest outlined region)")
     if d.outline_edited:
         pen.text(OUTLINE_EDITED_NOTE, 9, bold=True, colour=QColor(60, 120, 60))
     pen.table(format_measurements(d.measurements), key_w_mm=50)
     user = d.measurements is not None and d.measurements.spacing_source == "user calibrated"
-    pen.text(f"Pixel size: {d.spacing_note}", 8.5, bold=user, colour=QColor(170, 90, 0) if user else QColor(80, 80, 80))
+    pen.text(d.spacing_note, 8.5, bold=user, colour=QColor(170, 90, 0) if user else QColor(80, 80, 80))
     pen.text(
         "D1: longest diameter (maximum Feret diameter); D2: longest chord at right angles to D1. "
         "Depth-to-width > 1 is 'taller than wide' (probe at the top of the image).",

@@ -43,3 +43,112 @@ def test_1_disabled_menu_items_and_buttons_look_disabled(qtbot) -> None:
             btn.resize(100, 28)
         b.setEnabled(False)
         assert _text_brightness(_array(b.grab().toImage())) < _text_brightness(_array(a.grab().toImage())) - 40
+
+
+def _measurements(longest: float, unit: str = "mm", source: str | None = "DICOM Pixel Spacing"):
+    from busapp.core.measure import LesionMeasurements
+
+    return LesionMeasurements(area=23.456, area_unit="mm\u00b2" if unit == "mm" else "px\u00b2",
+                              longest_diameter=longest, perpendicular_diameter=3.333, unit=unit,
+                              depth_to_width=0.8123, longest_axis=((0, 0), (5, 0)),
+                              perpendicular_axis=((2, -1), (2, 1)), spacing_source=source)
+
+
+def test_3_panel_and_pdf_say_the_same_numbers_in_one_wording(qtbot, sample_images) -> None:
+    from busapp.core.imageio import load_image
+    from busapp.core.predictor import Prediction
+    from busapp.gui.prediction_panel import PredictionPanel
+    from busapp.report.pdf import build_report_data, report_text
+
+    m = _measurements(5.66)
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_measurements(m)
+    shown = panel.measurement_texts()
+    loaded = load_image(sample_images[0])
+    pred = Prediction("benign", {"normal": 0.05, "benign": 0.917, "malignant": 0.033},
+                      np.zeros((loaded.height, loaded.width), bool), "busnet", "1", False)
+    text = "\n".join(report_text(build_report_data(loaded, pred, m, {}, sha256="0" * 64)))
+    assert shown["longest"] == "5.7 mm" and "Longest diameter: 5.7 mm" in text
+    assert shown["perpendicular"] == "3.3 mm" and "Perpendicular diameter: 3.3 mm" in text
+    assert shown["area"] == "23.5 mm\u00b2" and "Area: 23.5 mm\u00b2" in text
+    assert "benign: 0.92" in text and "%" not in text.split("Model:")[0].split("Frame:")[1]
+    px = _measurements(5.66, "px", None)
+    panel.set_measurements(px)
+    text = "\n".join(report_text(build_report_data(loaded, pred, px, {}, sha256="0" * 64)))
+    assert "Pixel size: pixel size" not in text and "Pixel size unknown, so sizes are in pixels" in text
+    assert panel.size_note.text().startswith("Pixel size unknown, so sizes are in pixels")
+
+
+def test_4_unreadable_files_are_not_reported_as_opened(qtbot, window, tmp_path) -> None:
+    from gui_helpers import drop, wait_all_done
+
+    bad = []
+    for i in range(3):
+        f = tmp_path / f"scan{i}.png"
+        f.write_bytes(b"not an image at all " * 10)
+        bad.append(f)
+    drop(window, bad)
+    wait_all_done(qtbot, window, n=3)
+    qtbot.waitUntil(lambda: "opened" in window.statusBar().currentMessage())
+    assert "Opened 3" not in window.statusBar().currentMessage()
+    assert window.statusBar().currentMessage() == "None of the 3 files could be opened."
+
+
+def test_4_summary_wording() -> None:
+    from busapp.core.wording import opened_summary
+
+    assert opened_summary(2, 0) == "Opened 2 images."
+    assert opened_summary(1, 2) == "Opened 1 image; 2 files could not be opened."
+    assert opened_summary(0, 1) == "The file could not be opened."
+
+
+def test_5_opacity_zero_draws_no_outline_and_no_calipers(qtbot, window, sample_images) -> None:
+    from gui_helpers import drop, render, wait_all_done
+
+    drop(window, sample_images[:1])
+    wait_all_done(qtbot, window, n=1)
+    oc = window.overlay_controls
+    oc.set_mode("both")
+    oc.set_calipers(True)
+    oc.set_opacity(0.0)
+    zero = _array(render(window.viewer.viewport()))
+    oc.set_overlay_visible(False)
+    hidden = _array(render(window.viewer.viewport()))
+    assert int(np.count_nonzero(zero != hidden)) == 0
+    oc.set_overlay_visible(True)
+    oc.set_opacity(0.1)
+    faint = _array(render(window.viewer.viewport()))
+    assert int(np.count_nonzero(faint != hidden)) > 50  # a low opacity still shows the outline
+
+
+def test_6_status_bar_zoom_cleared_after_close_all(qtbot, window, sample_images) -> None:
+    from gui_helpers import drop, wait_all_done
+
+    drop(window, sample_images[:1])
+    wait_all_done(qtbot, window, n=1)
+    window.viewer.zoom_in()
+    assert window.zoom_label.text().startswith("Zoom")
+    window.clear_images()
+    assert window.zoom_label.text() == ""
+
+
+def test_10_export_dialog_starts_in_the_images_folder(qtbot, window, sample_images, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from gui_helpers import drop, wait_all_done
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = tmp_path / "patient-images"
+    folder.mkdir()
+    img = folder / sample_images[0].name
+    shutil.copyfile(sample_images[0], img)
+    drop(window, [img])
+    wait_all_done(qtbot, window, n=1)
+    proposed: list[str] = []
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda p, t, s, f: (proposed.append(s), ("", ""))[1])
+    window.settings.last_export_folder = ""
+    window.exports.export_report()
+    from pathlib import Path
+
+    assert Path(proposed[0]).parent == folder

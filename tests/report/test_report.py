@@ -79,7 +79,7 @@ def test_report_pdf_holds_the_values(analysed, predictor, qapp, tmp_path: Path) 
         sha,
         class_summary(pred),
         assess(pred, card=predictor.bundle.card).headline,
-        *[f"{c}: {p * 100:.1f} %" for c, p in pred.probabilities.items()],
+        *[f"{c}: {p:.2f}" for c, p in pred.probabilities.items()],  # core.wording: probabilities, 2 decimals
         *[v for _, v in format_measurements(m)],
         "USER CALIBRATED",
         f"{pred.model_name} {pred.model_version}",
