@@ -34,9 +34,6 @@ class FitConfig:
     normal_oversample: int = 1
     # Classifier also pools the features under the predicted lesion (model.LesionPool).
     lesion_pool: bool = False
-    # Weight of the image-level lesion-presence term in the mask loss (0: off).
-    presence_weight: float = 0.0
-    presence_normal_only: bool = False
     # Augmentation strength, a key of dataset.AUGMENT.
     augment: str = "standard"
     # The data sets the run trains on (all by default); fewer is a cross-site check
@@ -64,39 +61,6 @@ def mask_loss(y_true, y_logits):
 
     bce = ops.mean(ops.binary_crossentropy(y_true, y_logits, from_logits=True))
     return bce + dice_loss(y_true, y_logits)
-
-
-PRESENCE_TOP_K = 16
-
-
-def presence_loss(y_true, y_logits, normal_only: bool = False):
-    """Image-level "is there a lesion" cross-entropy on the mean of the top-k mask logits.
-
-    The pixel BCE barely notices a small false blob on a normal image (a few pixels of 65536);
-    this term charges the whole image for it, which is what the outlined-normal-images rate
-    measures. ``normal_only``: only normal images count (lesion images already have the Dice
-    term, and with 87% of images holding a lesion the two-sided term leans towards outlining)."""
-    from keras import ops
-
-    n = ops.shape(y_logits)[0]
-    flat = ops.reshape(y_logits, (n, -1))
-    top = ops.mean(ops.top_k(flat, PRESENCE_TOP_K)[0], axis=1)
-    has_lesion = ops.cast(ops.max(ops.reshape(y_true, (n, -1)), axis=1) > 0.5, "float32")
-    bce = ops.binary_crossentropy(has_lesion, top, from_logits=True)
-    if not normal_only:
-        return ops.mean(bce)
-    normal = 1.0 - has_lesion
-    return ops.sum(bce * normal) / ops.maximum(ops.sum(normal), 1.0)
-
-
-def make_mask_loss(presence_weight: float, normal_only: bool = False):
-    if not presence_weight:
-        return mask_loss
-
-    def mask_and_presence_loss(y_true, y_logits):
-        return mask_loss(y_true, y_logits) + presence_weight * presence_loss(y_true, y_logits, normal_only)
-
-    return mask_and_presence_loss
 
 
 def predict_logits(model, x: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +131,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay),
         loss={
-            "mask_logits": make_mask_loss(cfg.presence_weight, cfg.presence_normal_only),
+            "mask_logits": mask_loss,
             "class_logits": keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
         },
         metrics={"class_logits": [keras.metrics.CategoricalAccuracy(name="acc")]},

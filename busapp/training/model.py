@@ -186,16 +186,15 @@ class SplitViews(layers.Layer):
 
 def inference_model(
     members: keras.Model | list[keras.Model], temperature: float = 1.0, flip_tta: bool = True,
-    class_bias: list[float] | None = None, zoom_in: bool = False,
+    zoom_in: bool = False,
 ) -> keras.Model:
-    """Probabilities instead of logits: {"mask": (N,H,W,1) sigmoid, "probs": (N,3) softmax(z / T + b)}.
+    """Probabilities instead of logits: {"mask": (N,H,W,1) sigmoid, "probs": (N,3) softmax(z / T)}.
 
     ``members``: one trained model or several (an ensemble of training runs); their logits are
     averaged. With ``flip_tta`` each also sees the mirror image (breast ultrasound has no
     preferred left-right orientation): steadier outlines and probabilities for more compute,
     which the latency budget allows. One graph, so the app still runs one model file.
-    ``class_bias`` (b, one per class; default none) is bias-corrected temperature scaling's shift
-    of the class priors, fitted with T on held-out outputs. With ``zoom_in`` each member also sees
+    With ``zoom_in`` each member also sees
     ``ZoomIn``'s enlarged centre; its mask counts only inside that window.
     """
     members = members if isinstance(members, list) else [members]
@@ -230,7 +229,6 @@ def inference_model(
         mask_logits = layers.Average(name="avg_mask")(mask_terms) if average else mask_terms[0]
     class_logits = layers.Average(name="avg_class")(class_terms) if average else class_terms[0]
     mask = layers.Activation("sigmoid", name="mask")(mask_logits)
-    offset = [float(v) for v in class_bias] if class_bias is not None else 0.0
-    scaled = layers.Rescaling(1.0 / temperature, offset=offset, name="temperature")(class_logits)
+    scaled = layers.Rescaling(1.0 / temperature, offset=0.0, name="temperature")(class_logits)
     probs = layers.Softmax(name="probs")(scaled)
     return keras.Model(inp, {"mask": mask, "probs": probs}, name="busnet_inference")

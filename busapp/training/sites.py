@@ -3,7 +3,7 @@
 The hidden evaluation of busapp's models includes a data set from another country and other
 scanners, which the pooled test split cannot show. So: one run of a member recipe trained on
 some data sets only (``busapp-train fit --refit --train-datasets busi``), put through the shipped
-bundle's own pipeline (its test-time views, temperature, class bias, mask threshold and outline
+bundle's own pipeline (its test-time views, temperature, mask threshold and outline
 rule, from its card), exported to LiteRT and measured at original resolution like the card's
 test figures, on
 
@@ -28,16 +28,12 @@ import numpy as np
 from busapp.core.model_bundle import CARD_NAME, sha256_file
 from busapp.core.predictor import Predictor, lesion_mask, outline_suppressed
 from busapp.core.preprocess import preprocess
+from busapp.training.card_writer import write_card
 from busapp.training.data import CLASSES, DATASETS, Record, load_image, load_mask, read_all, read_split
-from busapp.training.finalize import (
-    SUPPRESS_CANDIDATES,
-    load_member,
-    metrics_by_dataset,
-    predict_records,
-    subset_figures,
-    write_card,
-)
+from busapp.training.evaluation import metrics_by_dataset, predict_records, subset_figures
+from busapp.training.members import load_member
 from busapp.training.metrics import dice_iou
+from busapp.training.outline_rules import SUPPRESS_CANDIDATES
 
 log = logging.getLogger("busapp.training")
 
@@ -51,8 +47,7 @@ def site_bundle(work_dirs: list[Path], card: dict, out_dir: Path) -> Path:
     post = card["postprocessing"]
     views = card["architecture"]["test_time_views"]
     members = [load_member(wd, i) for i, wd in enumerate(work_dirs)]
-    model = inference_model(members, float(post["temperature"]),
-                            class_bias=post.get("class_bias"), zoom_in="zoom_in" in views)
+    model = inference_model(members, float(post["temperature"]), zoom_in="zoom_in" in views)
     out_dir.mkdir(parents=True, exist_ok=True)
     tflite = out_dir / "site-check.tflite"
     export_tflite(model, tflite)
@@ -84,7 +79,7 @@ def outline_rule_costs(predictor: Predictor, records: list[Record], data_root: P
     raw_dice, empty = np.array(raw_dice), np.array(empty)
     in_site = {(r["suppress_mask_when_normal"], r["suppress_mask_when_normal_at_least"]): r
                for r in card["postprocessing"].get("mask_rules_selection", {}).get("cross_validation", [])
-               if r["min_area_fraction"] == b.min_area_fraction}
+               if r.get("min_area_fraction", 0.0) == b.min_area_fraction}
     rows = []
     for when_normal, at_least in SUPPRESS_CANDIDATES:
         withheld = np.array([outline_suppressed(p, CLASSES, b.low_confidence_below, when_normal, at_least) is not None
@@ -156,8 +151,9 @@ SITE_NAMES = {"busi": "BUSI", "breast_lesions_usg": "BrEaST-Lesions-USG"}
 
 
 def amend_card(card: dict, report: dict) -> dict:
-    """The card with the report as ``cross_site_check`` and a limitation that gives its figures
-    (the About dialog shows limitations), replacing an earlier check's."""
+    """The card with a limitation that gives the report's figures (the About dialog shows
+    limitations), replacing an earlier check's. The report itself is history: it goes to
+    ``docs/history/`` beside docs/model-history.md, not into the card."""
     keys = ("accuracy", "auc_benign_vs_malignant", "dice_mean")
 
     def figures(part: dict) -> str:
@@ -174,4 +170,4 @@ def amend_card(card: dict, report: dict) -> dict:
             f"{names(report['unseen'])}'s {report['unseen_all']['n_images']} images, against {seen}. Images from "
             "another hospital or scanner may lose as much.")
     limitations = [x for x in card.get("limitations", []) if not x.startswith("Cross-site check:")]
-    return {**card, "limitations": [*limitations, line], "cross_site_check": report}
+    return {**card, "limitations": [*limitations, line]}

@@ -1,39 +1,30 @@
-"""Calibration and mask post-processing chosen on out-of-fold outputs (numpy only: no TensorFlow)."""
+"""Temperature and outline rule chosen on out-of-fold outputs (numpy only: no TensorFlow)."""
 
 import numpy as np
 import pytest
 
-from busapp.training.crossval import choose_calibration, choose_mask_postprocessing, postprocessed_masks, softmax
-from busapp.training.finalize import fit_temperature_bias
+from busapp.training.calibration import fit_temperature
+from busapp.training.crossval import report, softmax
+from busapp.training.outline_rules import SUPPRESS_CANDIDATES, pick_mask_rule
 
 
-def _labels_from(logits: np.ndarray, temperature: float, bias: np.ndarray, rng) -> np.ndarray:
-    p = softmax(logits / temperature + bias)
-    return (p.cumsum(axis=1) < rng.random((len(p), 1))).sum(axis=1)
-
-
-def test_bias_corrected_temperature_scaling_recovers_the_generating_parameters():
+def test_temperature_recovers_the_generating_one():
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (4000, 3))
-    y = _labels_from(logits, 1.7, np.array([0.5, 0.0, -0.5]), rng)
-    t, b = fit_temperature_bias(logits, y)
-    assert t == pytest.approx(1.7, rel=0.08)
-    assert np.allclose(b, [0.5, 0.0, -0.5], atol=0.1) and abs(sum(b)) < 1e-9  # centred
+    p = softmax(logits / 1.7)
+    y = (p.cumsum(axis=1) < rng.random((len(p), 1))).sum(axis=1)
+    assert fit_temperature(logits, y) == pytest.approx(1.7, rel=0.08)
 
 
-def test_a_class_bias_is_adopted_only_when_it_helps_on_held_out_folds():
-    rng = np.random.default_rng(1)
-    logits = rng.normal(0, 2, (1200, 3))
-    fold = np.arange(1200) % 4
-    # Labels from unbiased logits: no bias can gain macro-F1 on folds it was not fitted on.
-    fair = choose_calibration(logits, _labels_from(logits, 1.0, np.zeros(3), rng), fold)
-    assert not fair["bias_adopted"] and fair["class_bias"] == [0.0, 0.0, 0.0]
-    # A large prior shift the logits do not know about (class 0 under-called): the bias wins.
-    shifted = choose_calibration(logits, _labels_from(logits, 1.0, np.array([1.5, 0.0, 0.0]), rng), fold)
-    lofo = shifted["leave_one_fold_out"]
-    assert shifted["bias_adopted"], lofo
-    assert lofo["temperature_and_bias"]["macro_f1"] > lofo["temperature"]["macro_f1"]
-    assert shifted["class_bias"][0] > shifted["class_bias"][1]
+def test_outline_rule_prefers_fewer_outlined_normals_within_the_dice_tolerance_then_the_simpler_rule():
+    rows = [{"suppress_mask_when_normal": w, "suppress_mask_when_normal_at_least": a, "dice": d, "rate": r}
+            for (w, a), d, r in zip(SUPPRESS_CANDIDATES, (0.80, 0.80, 0.795, 0.79, 0.70, 0.60),
+                                    (0.3, 0.2, 0.2, 0.1, 0.0, 0.0), strict=True)]
+    assert pick_mask_rule(rows, "dice", "rate") == {"suppress_mask_when_normal": False,
+                                                    "suppress_mask_when_normal_at_least": 0.4}
+    for r in rows[1:]:
+        r["rate"] = 0.2  # a tie among the rest: the simplest wins
+    assert pick_mask_rule(rows, "dice", "rate")["suppress_mask_when_normal"] is True  # the simplest of the ties
 
 
 def _square(n: int, at: tuple[int, int], side: int) -> np.ndarray:
@@ -42,32 +33,19 @@ def _square(n: int, at: tuple[int, int], side: int) -> np.ndarray:
     return m
 
 
-def test_largest_region_is_adopted_when_stray_blobs_cost_dice():
-    n, truth = 32, _square(32, (8, 8), 10)
-    lesion_logits = np.where(truth | _square(32, (24, 24), 6), 4.0, -4.0)  # the lesion and a stray blob
-    normal_logits = np.full((n, n), -4.0)
-    mask = np.stack([lesion_logits] * 8 + [normal_logits] * 4)
-    oof = {"mask": mask, "truth": np.stack([truth] * 8 + [np.zeros((n, n), bool)] * 4),
-           "y": np.array([1] * 8 + [0] * 4), "fold": np.arange(12) % 4}
-    chosen = choose_mask_postprocessing(oof)
-    assert chosen["adopted"] and chosen["mask_keep"] == "largest"
-    assert postprocessed_masks(mask[:1], 0.5, "largest")[0].sum() == truth.sum()
-
-    # Clean masks: no candidate gains enough, the shipped setting stays.
-    oof["mask"] = np.stack([np.where(truth, 4.0, -4.0)] * 8 + [normal_logits] * 4)
-    kept = choose_mask_postprocessing(oof)
-    assert not kept["adopted"] and (kept["mask_threshold"], kept["mask_keep"]) == (0.5, "all")
-
-
-def test_a_gain_that_outlines_more_normal_images_is_refused():
-    n, truth = 32, _square(32, (8, 8), 10)
-    # Lesion probability 0.45 over the whole lesion: only thresholds under 0.45 find it; on the
-    # normal images a faint 0.4 patch then becomes an outline.
-    lesion_logits = np.where(truth, np.log(0.45 / 0.55), -4.0)
-    normal_logits = np.where(_square(32, (2, 2), 4), np.log(0.42 / 0.58), -4.0)
-    oof = {"mask": np.stack([lesion_logits] * 8 + [normal_logits] * 4),
-           "truth": np.stack([truth] * 8 + [np.zeros((n, n), bool)] * 4),
-           "y": np.array([1] * 8 + [0] * 4), "fold": np.arange(12) % 4}
-    chosen = choose_mask_postprocessing(oof)
-    assert not chosen["adopted"] and chosen["mask_threshold"] == 0.5
-    assert max(r["dice_mean"] for r in chosen["candidates"]) == pytest.approx(1.0)
+def test_report_withholds_outlines_of_confident_normals_when_it_costs_no_dice():
+    n, truth = 16, _square(16, (4, 4), 6)
+    blob = np.where(_square(16, (1, 1), 3), 4.0, -4.0)  # a false outline on each normal image
+    lesion = np.where(truth, 4.0, -4.0)
+    k_lesion, k_normal = 12, 6
+    oof = {"mask": np.stack([lesion] * k_lesion + [blob] * k_normal),
+           "truth": np.stack([truth] * k_lesion + [np.zeros((n, n), bool)] * k_normal),
+           "y": np.array([1, 2] * (k_lesion // 2) + [0] * k_normal),
+           # the classifier is sure on every image: normal images get p(normal) ~ 1
+           "logits": np.array([[-5.0, 5.0, 0.0], [-5.0, 0.0, 5.0]] * (k_lesion // 2) + [[5.0, -5.0, -5.0]] * k_normal),
+           "fold": np.arange(k_lesion + k_normal) % 3}
+    rep = report(oof)
+    assert rep["figures_without_outline_rule"]["normal_nonempty_mask_rate"] == 1.0
+    assert rep["figures"]["normal_nonempty_mask_rate"] == 0.0 and rep["figures"]["dice_mean"] == pytest.approx(1.0)
+    assert rep["outline_rule"] in rep["outline_rules"] and rep["outline_rule"]["suppress_mask_when_normal"] is True
+    assert rep["temperature"] > 0 and [f["fold"] for f in rep["per_fold"]] == [0, 1, 2]

@@ -1,36 +1,23 @@
-"""Training losses: the image-level presence term charges a normal image for a small false blob."""
+"""The mask loss: soft Dice over lesion images only (normal images are left to the pixel
+cross-entropy), so a large lesion cannot drown a small one and a normal image still pays for a blob."""
 
 import numpy as np
 import pytest
 
 
-def test_presence_loss_charges_a_small_false_blob_on_a_normal_image():
+def test_dice_term_ignores_normal_images_and_cross_entropy_charges_their_blobs():
     pytest.importorskip("keras")
-    from busapp.training.fit import make_mask_loss, mask_loss, presence_loss
+    from busapp.training.fit import dice_loss, mask_loss
 
     truth = np.zeros((2, 32, 32, 1), np.float32)
     truth[1, 5:10, 5:10] = 1  # image 0 normal, image 1 with a lesion
-    clean = np.where(truth > 0, 6.0, -6.0).astype(np.float32)
+    clean = np.where(truth > 0, 8.0, -8.0).astype(np.float32)
     blob = clean.copy()
-    blob[0, :3, :3] = 6.0  # nine false pixels on the normal image
+    blob[0, :8, :8] = 8.0  # a false blob on the normal image
 
-    assert float(presence_loss(truth, clean)) < 0.01
-    assert float(presence_loss(truth, blob)) > 0.3
-    # The pixel loss hardly moves: that is why the image-level term exists.
-    assert float(mask_loss(truth, blob)) - float(mask_loss(truth, clean)) < 0.05
-    assert make_mask_loss(0.0) is mask_loss
-    combined = float(make_mask_loss(0.5)(truth, blob))
-    assert combined == pytest.approx(float(mask_loss(truth, blob)) + 0.5 * float(presence_loss(truth, blob)), rel=1e-5)
-
-
-def test_one_sided_presence_loss_ignores_lesion_images():
-    pytest.importorskip("keras")
-    from busapp.training.fit import presence_loss
-
-    truth = np.zeros((2, 16, 16, 1), np.float32)
-    truth[1, 4:8, 4:8] = 1
-    faint = np.full((2, 16, 16, 1), -6.0, np.float32)  # the lesion image is missed entirely
-    assert float(presence_loss(truth, faint)) > 2.0
-    assert float(presence_loss(truth, faint, normal_only=True)) < 0.01
-    faint[0, :4, :4] = 6.0  # and a false blob (k = 16 pixels) on the normal image counts in full
-    assert float(presence_loss(truth, faint, normal_only=True)) > 3.0
+    assert float(dice_loss(truth, clean)) < 0.01
+    assert float(dice_loss(truth, blob)) == pytest.approx(float(dice_loss(truth, clean)), abs=1e-6)
+    assert float(mask_loss(truth, blob)) > float(mask_loss(truth, clean)) + 0.1
+    missed = clean.copy()
+    missed[1] = -8.0  # the lesion image predicted empty: the Dice term charges it in full
+    assert float(dice_loss(truth, missed)) > 0.9

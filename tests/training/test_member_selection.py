@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from busapp.training.finalize import choose_members
+from busapp.training.members import choose_members
 
 
 def _outputs(y: np.ndarray, masks: np.ndarray, correct: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:

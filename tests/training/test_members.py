@@ -16,7 +16,7 @@ def test_extracted_members_rebuild_the_shipped_graph(bundle_dir, data_root, tmp_
     from busapp.core.preprocess import preprocess
     from busapp.training.cli import main
     from busapp.training.data import load_image
-    from busapp.training.finalize import load_member
+    from busapp.training.members import load_member
     from busapp.training.model import inference_model
 
     assert main(["extract-members", str(bundle_dir), "--out", str(tmp_path)]) == 0
@@ -29,7 +29,7 @@ def test_extracted_members_rebuild_the_shipped_graph(bundle_dir, data_root, tmp_
 
     views = card["architecture"]["test_time_views"]
     rebuilt = inference_model([load_member(f, i) for i, f in enumerate(folders)], card["postprocessing"]["temperature"],
-                              class_bias=card["postprocessing"].get("class_bias"), zoom_in="zoom_in" in views)
+                              zoom_in="zoom_in" in views)
     shipped = keras.models.load_model(bundle.file("keras"), compile=False)
     recs = records_for("test", data_root)[::45][:3]
     x = np.stack([preprocess(load_image(data_root, r), bundle.input_size)[0] for r in recs])

@@ -49,7 +49,7 @@ def test_graph_with_zoom_matches_member_outputs_and_litert(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from busapp.training.export import export_tflite, save_keras
-    from busapp.training.finalize import member_outputs
+    from busapp.training.members import member_outputs
     from busapp.training.model import build_busnet, inference_model
 
     keras.utils.set_random_seed(0)
