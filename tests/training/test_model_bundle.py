@@ -3,6 +3,7 @@ LiteRT file agrees with its Keras reference."""
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from busapp.core.model_bundle import ModelBundleError, load_bundle, sha256_file
 from busapp.training.data import SPLIT_FILE, records_for
 
+REPO = Path(__file__).resolve().parents[2]
 REQUIRED_METRICS = {
     "accuracy", "macro_f1", "sensitivity_normal", "sensitivity_benign", "sensitivity_malignant",
     "auc_benign_vs_malignant", "dice_mean", "dice_median", "iou_mean", "iou_median",
@@ -56,7 +58,7 @@ def test_corrupt_or_missing_model_is_refused(bundle_dir, tmp_path):
 
 
 def test_committed_model_reproduces_card_metrics(bundle_dir, data_root):
-    from busapp.training.finalize import evaluate_bundle
+    from busapp.training.evaluation import evaluate_bundle
 
     card = json.loads((bundle_dir / "card.json").read_text())
     result = evaluate_bundle(bundle_dir, data_root, SPLIT_FILE)
@@ -98,12 +100,16 @@ def test_litert_matches_keras_reference_on_real_images(bundle_dir, data_root):
 
 
 def test_cross_site_check_and_its_limitation_agree(bundle_dir, data_root):
-    """The card's cross-site check (a pair of the member recipes trained on BUSI alone, measured on
-    BrEaST) and the limitation that reports it say the same figures; the check never saw BrEaST."""
+    """The cross-site check (a pair of the member recipes trained on BUSI alone, measured on
+    BrEaST), kept in docs/history/ with the rest of the model's history, and the card's limitation
+    that reports it say the same figures; the check never saw BrEaST."""
     from busapp.training.sites import amend_card
 
     card = json.loads((bundle_dir / "card.json").read_text())
-    check = card["cross_site_check"]
+    history = json.loads((REPO / "docs" / "history" / f"{card['name']}-{card['version']}.json").read_text())
+    assert history["card_sha256_of_model_file"] == card["files"]["tflite"]["sha256"]
+    assert "cross_site_check" not in card and "selection_history" not in card  # history is not runtime config
+    check = history["cross_site_check"]
     assert check["trained_on"] == ["busi"] and check["unseen"] == ["breast_lesions_usg"]
     assert all(r["datasets"] == ["busi"] for r in check["recipes"])
     assert check["unseen_all"]["n_images"] == len([r for s in ("train", "val", "test") for r in records_for(s, data_root)
