@@ -35,6 +35,7 @@ from PySide6.QtGui import (
 from busapp import DISCLAIMER, __version__
 from busapp.core import wording
 from busapp.core.atomic import write_bytes_atomic
+from busapp.core.card_format import report_metric_rows
 from busapp.core.hashing import sha256_file
 from busapp.core.input_check import InputWarning
 from busapp.core.measure import LesionMeasurements, format_measurements
@@ -44,15 +45,6 @@ from busapp.report.render import array_to_qimage, render_overlay
 DPI = 300
 PAGE_MM = (210.0, 297.0)  # A4
 MARGIN_MM = 14.0
-METRIC_LABELS = (
-    ("accuracy", "Accuracy"),
-    ("macro_f1", "Macro F1"),
-    ("sensitivity_normal", "Sensitivity, normal"),
-    ("sensitivity_benign", "Sensitivity, benign"),
-    ("sensitivity_malignant", "Sensitivity, malignant"),
-    ("auc_benign_vs_malignant", "AUC benign vs malignant"),
-    ("dice_mean", "Lesion outline Dice (mean)"),
-)
 
 
 @dataclass(frozen=True)
@@ -149,19 +141,10 @@ def risk_lines(r: RiskAssessment | None, warnings: tuple[InputWarning, ...] = ()
     return lines
 
 
-def _metric_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
-    """Test value, 95% interval and, where the card has it, the cross-validation figure."""
-    test = (card.get("metrics") or {}).get("test") or {}
-    cv = (card.get("cross_validation") or {}).get("figures") or {}
-    rows = []
-    for key, label in METRIC_LABELS:
-        v = test.get(key)
-        if isinstance(v, dict) and "value" in v:
-            ci = v.get("ci95")
-            extra = [f"95% CI {ci[0]:.2f}-{ci[1]:.2f}"] if isinstance(ci, list | tuple) and len(ci) == 2 else []
-            extra += [f"cross-validation {cv[key]:.2f}"] if key in cv else []
-            rows.append((label, f"{v['value']:.2f}" + (f"  ({'; '.join(extra)})" if extra else "")))
-    return rows
+def _metric_rows(card: Any) -> list[tuple[str, str]]:
+    """Test value, 95% interval and, where the card has it, the cross-validation figure (the one
+    formatter of card figures, shared with About and the README)."""
+    return report_metric_rows(card)
 
 
 READER_HEADING = "Reader's assessment"
