@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, Qt, Signal, Slot
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen, QPixmap, QWheelEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -33,6 +33,10 @@ from PySide6.QtWidgets import (
 
 from busapp.core.measure import USER_CALIBRATED, CalibrationStore, spacing_from_line
 from busapp.report.render import array_to_qimage
+
+ZOOM_STEP = 1.25
+MAX_ZOOM = 16.0
+OPEN_FRACTION = 0.85  # of the main window (or the screen): big enough to hit the depth-scale ticks
 
 LINE_RGB = (90, 255, 140)
 
@@ -59,6 +63,8 @@ class LineDrawView(QGraphicsView):
         self._item.setZValue(1)
         self.scene().addItem(self._item)
         self._start: QPointF | None = None
+        self._fit = True
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
     def line(self) -> QLineF:
         return self._item.line()
@@ -69,7 +75,48 @@ class LineDrawView(QGraphicsView):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        if self._fit:
+            self.fit()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._fit:
+            self.fit()
+
+    def fit(self) -> None:
+        """The whole image in the view (the state the dialog opens in)."""
+        self._fit = True
+        self.resetTransform()
         self.fitInView(self.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        """The wheel zooms around the cursor: ticks a few pixels apart become easy to hit."""
+        steps = event.angleDelta().y() / 120.0
+        if not steps:
+            return
+        self._fit = False
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        f = ZOOM_STEP**steps
+        z = self.zoom() * f
+        if 0.05 <= z <= MAX_ZOOM:
+            self.scale(f, f)
+        event.accept()
+
+    def keyPressEvent(self, event) -> None:
+        k = event.key()
+        if k in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self._fit = False
+            self.scale(ZOOM_STEP, ZOOM_STEP)
+        elif k == Qt.Key.Key_Minus:
+            self._fit = False
+            self.scale(1 / ZOOM_STEP, 1 / ZOOM_STEP)
+        elif k == Qt.Key.Key_F:
+            self.fit()
+        else:
+            super().keyPressEvent(event)
 
     def _scene_pos(self, event: QMouseEvent) -> QPointF:
         p = self.mapToScene(event.position().toPoint())
@@ -125,6 +172,7 @@ class CalibrationDialog(QDialog):
         help_label = QLabel(
             "Drag a line along the scanner's depth scale (hold Shift to keep it vertical), from one "
             "tick mark to another, then enter the distance between them in millimetres. "
+            "The mouse wheel zooms (F fits the image again). "
             "Measurements on this image will be marked \u201cuser calibrated\u201d."
         )
         help_label.setWordWrap(True)
@@ -156,6 +204,7 @@ class CalibrationDialog(QDialog):
         lay.addLayout(form)
         lay.addWidget(self.buttons)
 
+        self._size_to(parent)
         existing = self.store.entry(sha256)
         if existing and existing.get("line"):
             (x0, y0), (x1, y1) = existing["line"]
@@ -163,6 +212,15 @@ class CalibrationDialog(QDialog):
             if existing.get("length_mm"):
                 self.length_spin.setValue(float(existing["length_mm"]))
         self._update()
+
+    def _size_to(self, parent: QWidget | None) -> None:
+        """Open large: most of the main window, else of the screen; the image fitted into it."""
+        ref = parent.window().geometry() if parent is not None else None
+        if ref is None or ref.width() < 400:
+            screen = self.screen()
+            ref = screen.availableGeometry() if screen is not None else None
+        if ref is not None:
+            self.resize(max(520, int(ref.width() * OPEN_FRACTION)), max(460, int(ref.height() * OPEN_FRACTION)))
 
     @Slot(QPointF, QPointF)
     def _on_line(self, p0: QPointF, p1: QPointF) -> None:

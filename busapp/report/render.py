@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
 
+from busapp.core import wording
 from busapp.core.atomic import save_mask_png, write_bytes_atomic
 from busapp.core.measure import LesionMeasurements
 
@@ -75,14 +76,31 @@ def draw_calipers(
             for q in (a, b):
                 p.drawLine(q - d, q + d)
         if labels:
-            # Label beside the end point that is further right (away from the lesion centre line).
+            # Label beside the end point that is further right (away from the lesion centre line),
+            # moved inside the image where it would be cut at an edge (issue 25, defect 2).
             end = b if b.x() >= a.x() else a
-            text = f"{name} {length:.1f} {m.unit}"
+            text = f"{name} {wording.length(length, m.unit)}"
+            dev = p.device()
+            bounds = QRectF(0, 0, dev.width(), dev.height()) if dev is not None else None
+            at = label_origin(end, QFontMetricsF(font).boundingRect(text), 6 / scale, bounds)
             p.setPen(QPen(QColor(0, 0, 0), 1))
             for dx, dy in ((1, 1), (-1, -1), (1, -1), (-1, 1)):  # dark halo: readable on any grey
-                p.drawText(end + QPointF(6 / scale + dx / scale, dy / scale), text)
+                p.drawText(at + QPointF(dx / scale, dy / scale), text)
             p.setPen(QPen(colour, 1))
-            p.drawText(end + QPointF(6 / scale, 0), text)
+            p.drawText(at, text)
+
+
+def label_origin(end: QPointF, text_rect: QRectF, gap: float, bounds: QRectF | None) -> QPointF:
+    """Baseline origin of a caliper label: right of ``end``; left of it where the right would run
+    past ``bounds`` (the image), and kept inside vertically. ``text_rect`` is relative to the origin."""
+    x, y = end.x() + gap, end.y()
+    if bounds is None:
+        return QPointF(x, y)
+    if x + text_rect.right() > bounds.right():
+        x = end.x() - gap - text_rect.width()
+    x = max(bounds.left() - text_rect.left(), min(x, bounds.right() - text_rect.right()))
+    y = max(bounds.top() - text_rect.top(), min(y, bounds.bottom() - text_rect.bottom()))
+    return QPointF(x, y)
 
 
 def render_overlay(

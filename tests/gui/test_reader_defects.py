@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QImage
 from PySide6.QtWidgets import QApplication, QMenu, QPushButton
 
@@ -152,3 +153,50 @@ def test_10_export_dialog_starts_in_the_images_folder(qtbot, window, sample_imag
     from pathlib import Path
 
     assert Path(proposed[0]).parent == folder
+
+
+def test_2_caliper_labels_stay_inside_the_image(qapp) -> None:
+    from busapp.core.measure import measure_mask
+    from busapp.report.render import render_overlay
+
+    h, w = 200, 300
+    img = np.full((h, w), 90, np.uint8)
+
+    def label_pixels(x0: int) -> int:
+        m = np.zeros((h, w), bool)
+        m[80:120, x0:x0 + 60] = True  # a wide box: D1 ends at its right side
+        meas = measure_mask(m, None)
+        with_labels = _array(render_overlay(img, m, meas, labels=True))
+        without = _array(render_overlay(img, m, meas, labels=False))
+        return int(np.count_nonzero((with_labels != without).any(axis=2)))
+
+    centre, at_edge = label_pixels(100), label_pixels(w - 60)
+    assert centre > 100
+    assert at_edge > 0.8 * centre  # the label is drawn whole, not cut at the right edge
+
+
+def test_8_calibration_dialog_opens_large_fitted_and_zooms(qtbot, window, sample_images) -> None:
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    from busapp.gui.calibration import CalibrationDialog
+
+    img = np.full((120, 90), 100, np.uint8)  # a small image: at 1:1 its ticks would be tiny
+    dlg = CalibrationDialog(img, "ab" * 32, window)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    QApplication.processEvents()
+    assert dlg.width() >= 0.7 * window.width() and dlg.height() >= 0.7 * window.height()
+    v = dlg.view
+    shown = v.mapFromScene(v.sceneRect()).boundingRect()
+    vp = v.viewport().rect()
+    assert abs(shown.height() - vp.height()) <= 3 or abs(shown.width() - vp.width()) <= 3  # fitted
+    assert v.zoom() > 2.0
+    z = v.zoom()
+    centre = QPointF(vp.center())
+    ev = QWheelEvent(centre, v.viewport().mapToGlobal(centre), QPoint(0, 0), QPoint(0, 240),
+                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(v.viewport(), ev)
+    assert v.zoom() > z * 1.4
+    dlg.reject()
