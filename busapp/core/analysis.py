@@ -6,8 +6,9 @@ The GUI worker, ``busapp-cli predict`` and ``busapp-cli batch`` (``core/batch.py
 1. ``predict``: the model on the requested frame (``core.predictor``);
 2. ``measure``: the lesion measured with the best pixel size: the file's own trusted spacing, else
    the user's stored calibration of this file (by sha256), when the Analyzer was given the store;
-3. ``risk`` / ``input_check``: the card's decision threshold and the input warnings
-   (``core.risk.assess``, ``core.input_check.check``) when those modules are installed;
+3. ``risk`` / ``input_check``: p(malignant) against the card's validated decision rule
+   (``core.risk.assess``; a card without one gives ``suspicious=None``, "no validated threshold")
+   and the input warnings (``core.input_check.check``);
 4. ``audit``: one audit record (sha256 of the file, model name/version/sha256, outputs), when the
    Analyzer was given an ``AuditLog``. A failed audit write does not lose the result: it is
    returned in ``AnalysisResult.audit_error`` for the caller to show.
@@ -18,16 +19,16 @@ the caller turns them into its own one-line message for that image.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
-from types import ModuleType
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from busapp.core import input_check, risk
 from busapp.core.hashing import sha256_file
+from busapp.core.input_check import InputWarning
 from busapp.core.measure import CalibrationStore, LesionMeasurements, measure_lesion
+from busapp.core.risk import RiskAssessment
 
 if TYPE_CHECKING:
     from busapp.core.audit import AuditLog
@@ -57,8 +58,8 @@ class AnalysisResult:
     image_sha256: str
     frame: int | None  # the frame analysed of a multi-frame image; None for a single-frame image
     n_frames: int
-    risk: Any  # core.risk.RiskAssessment, or None while core.risk is not installed
-    input_warnings: tuple[Any, ...]  # core.input_check.InputWarning (code, message)
+    risk: RiskAssessment | None  # None only from callers that build a result without the Analyzer
+    input_warnings: tuple[InputWarning, ...]
     model: ModelIdentity
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, plus "total"
     audit_error: str | None = None  # one sentence when the audit record could not be written
@@ -70,12 +71,12 @@ class AnalysisResult:
 
     @property
     def suspicious(self) -> bool | None:
-        """Over the card's validated threshold; None when the card has none (or no risk module)."""
-        return getattr(self.risk, "suspicious", None)
+        """Over the card's validated threshold; None when the card has none."""
+        return self.risk.suspicious if self.risk is not None else None
 
     @property
     def threshold(self) -> float | None:
-        return getattr(self.risk, "threshold", None)
+        return self.risk.threshold if self.risk is not None else None
 
     def to_json(self) -> dict[str, Any]:
         """The keys ``busapp-cli predict`` prints for an analysed image (no file name, no mask path)."""
@@ -83,23 +84,9 @@ class AnalysisResult:
         out["model"] = self.model.to_json()
         out["suspicious"] = self.suspicious
         out["threshold"] = self.threshold
-        out["risk"] = _risk_json(self.risk)
-        out["input_warnings"] = [{"code": w.code, "message": w.message} for w in self.input_warnings]
+        out["risk"] = self.risk.to_json() if self.risk is not None else None
+        out["input_warnings"] = [w.to_json() for w in self.input_warnings]
         return out
-
-
-def _risk_json(risk: Any) -> dict[str, Any] | None:
-    if risk is None:
-        return None
-    to_json = getattr(risk, "to_json", None)
-    return to_json() if callable(to_json) else asdict(risk)
-
-
-def _optional_module(name: str) -> ModuleType | None:
-    """``core.risk`` / ``core.input_check`` once they are installed; a broken module still raises."""
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
 
 
 class Analyzer:
@@ -119,8 +106,6 @@ class Analyzer:
         self.audit = audit
         b = predictor.bundle
         self.model = ModelIdentity(b.name, b.version, str(b.card["files"]["tflite"]["sha256"]))
-        self._risk = _optional_module("busapp.core.risk")
-        self._input_check = _optional_module("busapp.core.input_check")
 
     @property
     def bundle(self) -> Any:
@@ -149,14 +134,10 @@ class Analyzer:
         lap("predict")
         measurements, spacing = measure_lesion(loaded, pred.mask, sha256, self.calibrations)
         lap("measure")
-        risk = None
-        if self._risk is not None:
-            risk = self._risk.assess(pred.probabilities, self.bundle)
-            lap("risk")
-        warnings: tuple[Any, ...] = ()
-        if self._input_check is not None:
-            warnings = tuple(self._input_check.check(pixels, pred, self.bundle))
-            lap("input_check")
+        assessment = risk.assess(pred, self.bundle)
+        lap("risk")
+        warnings = tuple(input_check.check(pixels, pred, self.bundle))
+        lap("input_check")
         n_frames = loaded.n_frames
         result = AnalysisResult(
             prediction=pred,
@@ -165,7 +146,7 @@ class Analyzer:
             image_sha256=sha256,
             frame=frame if n_frames > 1 else None,
             n_frames=n_frames,
-            risk=risk,
+            risk=assessment,
             input_warnings=warnings,
             model=self.model,
             timings=timings,
@@ -183,8 +164,10 @@ class Analyzer:
         details = {"frame": r.frame, "frames": r.n_frames} if r.frame is not None else None
         extra: dict[str, Any] = {}
         if r.risk is not None:
+            extra["p_malignant"] = round(r.risk.p_malignant, 6)
             extra["suspicious"] = r.suspicious
-            extra["risk_band"] = getattr(r.risk, "band", None)
+            extra["risk_band"] = r.risk.band
+            extra["threshold_validated"] = r.risk.validated
         if r.input_warnings:
             extra["input_warnings"] = [w.code for w in r.input_warnings]
         try:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from busapp.core import input_check, risk
 from busapp.core.analysis import Analyzer, describe_failure
 from busapp.core.atomic import save_mask_png, write_text_atomic
 from busapp.core.hashing import sha256_file
@@ -64,9 +65,10 @@ MEASURE_COLUMNS = (
     "depth_to_width",
     "spacing_source",
 )
-# From AnalysisResult: over the card's validated threshold ("true"/"false"; empty: no validated
-# threshold), the threshold, the risk band's name, and the input warnings' codes ("; "-separated).
-RISK_COLUMNS = ("suspicious", "threshold", "risk_band", "input_warnings")
+# From AnalysisResult: core.risk's cells (risk_band, suspicious "yes"/"no" (empty without a
+# validated threshold), threshold, threshold_validated) and the input warnings' codes. Its
+# p_malignant is the class column p_malignant already.
+RISK_COLUMNS = (*(c for c in risk.CSV_COLUMNS if c != "p_malignant"), "input_warnings")
 CHECKPOINT_SECONDS = 2.0
 
 ProgressCallback = Callable[["BatchProgress"], None]
@@ -412,10 +414,9 @@ def _analyse(item: _Loaded, analyzer: Analyzer, source: str) -> tuple[dict[str, 
         row[f"p_{c}"] = f"{p:.6f}"
     row["low_confidence"] = str(pred.low_confidence).lower()
     row["outline_note"] = pred.outline_note or ""
-    row["suspicious"] = "" if r.suspicious is None else str(r.suspicious).lower()
-    row["threshold"] = _fmt(r.threshold)
-    row["risk_band"] = getattr(r.risk, "band", None) or ""
-    row["input_warnings"] = "; ".join(w.code for w in r.input_warnings)
+    if r.risk is not None:
+        row.update((k, v) for k, v in r.risk.csv_values().items() if k in RISK_COLUMNS)
+    row["input_warnings"] = input_check.warnings_csv(r.input_warnings)
     if r.measurements is not None:
         for k in MEASURE_COLUMNS:
             row[k] = _fmt(getattr(r.measurements, k))

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -123,3 +124,47 @@ def test_predict_write_error_is_one_sentence_without_errno(sample_images, tmp_pa
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert set(line) == {"file", "error"}
     assert "disk is full" in line["error"] and "Errno" not in line["error"] and "No space" not in line["error"]
+
+
+def test_predict_and_batch_carry_the_risk_assessment(sample_images, tmp_path):
+    """suspicious/threshold/risk/input_warnings come from the one analysis path, in predict and batch alike."""
+    import csv
+    import shutil
+
+    from risk_cards import DECISION, bundle_with_decision
+
+    from busapp.core.model_bundle import load_bundle
+
+    # The shipped card: suspicious and threshold are null exactly when it has no validated rule.
+    line = json.loads(_predict([str(sample_images[0])], tmp_path / "data").stdout)
+    validated = "decision" in load_bundle().card
+    assert (line["suspicious"] is None) == (not validated) and line["risk"]["validated"] is validated
+    # A card with a decision rule.
+    model = bundle_with_decision(tmp_path)
+    run = _predict(["--model", str(model), *map(str, sample_images[:3])], tmp_path / "data")
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(x) for x in run.stdout.splitlines()]
+    t = DECISION["suspicious_threshold"]
+    for line in lines:
+        p = line["probabilities"]["malignant"]
+        assert line["threshold"] == t and line["suspicious"] is (p >= t)
+        assert line["risk"]["validated"] is True and line["risk"]["p_malignant"] == pytest.approx(p, abs=1e-6)
+        assert all(set(w) == {"code", "message"} for w in line["input_warnings"])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in sample_images[:3]:
+        shutil.copyfile(f, folder / f.name)
+    import os
+
+    env = {**os.environ, "BUSAPP_DATA_DIR": str(tmp_path / "data")}
+    run = subprocess.run([sys.executable, "-m", "busapp.cli.main", "batch", str(folder), "--out", str(tmp_path / "o"),
+                          "--model", str(model), "--quiet"], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    with open(tmp_path / "o" / "results.csv", newline="", encoding="utf-8") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    for line, src in zip(lines, sample_images[:3], strict=True):
+        row = rows[src.name]
+        assert row["suspicious"] == ("yes" if line["suspicious"] else "no")
+        assert float(row["threshold"]) == pytest.approx(t) and row["threshold_validated"] == "yes"
+        assert row["risk_band"] == line["risk"]["band"]
+        assert row["input_warnings"] == ";".join(w["code"] for w in line["input_warnings"])

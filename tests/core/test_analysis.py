@@ -32,12 +32,15 @@ class FakePredictor:
                 "files": {"tflite": {"sha256": MODEL_SHA}}}
         self.bundle = SimpleNamespace(name="fake", version="0.1", card=card, classes=tuple(card["classes"]))
         self.calls: list[tuple[int, ...]] = []
+        self.p_malignant = 0.2
 
     def predict(self, image: np.ndarray) -> Prediction:
         self.calls.append(image.shape)
         mask = np.zeros(image.shape[:2], bool)
         mask[10:30, 20:60] = True
-        return Prediction("benign", {"normal": 0.1, "benign": 0.7, "malignant": 0.2}, mask, "fake", "0.1", False)
+        m = self.p_malignant
+        probs = {"normal": 0.1, "benign": 0.9 - m, "malignant": m}
+        return Prediction(max(probs, key=probs.get), probs, mask, "fake", "0.1", False)
 
 
 @pytest.fixture
@@ -55,6 +58,7 @@ def test_fake_predictor_result_without_calibration(png: Path) -> None:
     r = Analyzer(FakePredictor()).analyze(load_image(png), source="cli")
     assert isinstance(r, AnalysisResult)
     assert r.prediction.label == "benign" and r.image_sha256 == sha(png)
+    assert r.risk is not None and r.risk.p_malignant == pytest.approx(0.2)
     assert r.measurements is not None and r.measurements.unit == "px" and r.measurements.area == 800
     assert r.pixel_spacing_mm is None and r.spacing_source is None
     assert r.frame is None and r.n_frames == 1
@@ -105,14 +109,42 @@ def test_failed_audit_write_keeps_the_result_and_says_why(png: Path) -> None:
     assert "Errno" not in r.audit_error and "No space" not in r.audit_error
 
 
-def test_without_risk_module_the_keys_are_honestly_empty(png: Path) -> None:
+def test_card_without_decision_gives_no_threshold_honestly(png: Path) -> None:
     r = Analyzer(FakePredictor()).analyze(load_image(png), source="cli")
+    assert r.risk is not None and r.risk.validated is False
+    assert r.suspicious is None and r.threshold is None and "no validated threshold" in r.risk.headline
+    assert r.risk.p_malignant == pytest.approx(0.2)
     out = r.to_json()
-    if r.risk is None:  # core.risk not installed: nothing invented
-        assert out["suspicious"] is None and out["threshold"] is None and out["risk"] is None
-    assert isinstance(out["input_warnings"], list)
+    assert out["suspicious"] is None and out["threshold"] is None and out["risk"]["validated"] is False
     assert out["label"] == "benign" and out["model"]["sha256"] == MODEL_SHA
     json.dumps(out)  # plain JSON
+
+
+@pytest.mark.parametrize("p_malignant", [0.2, 0.6])
+def test_card_decision_makes_the_result_suspicious_or_not(png: Path, tmp_path: Path, p_malignant: float) -> None:
+    from risk_cards import DECISION
+
+    fake = FakePredictor()
+    fake.bundle.card["decision"] = DECISION
+    fake.p_malignant = p_malignant
+    log = AuditLog(tmp_path / "audit.jsonl")
+    r = Analyzer(fake, audit=log).analyze(load_image(png), source="batch")
+    t = DECISION["suspicious_threshold"]
+    assert r.threshold == t and r.suspicious is (p_malignant >= t) and r.risk.validated
+    assert r.to_json()["risk"]["band"] == r.risk.band and r.risk.band is not None
+    (entry,) = list(log.entries())
+    assert entry["outputs"]["suspicious"] is r.suspicious and entry["outputs"]["risk_band"] == r.risk.band
+
+
+def test_input_warnings_are_those_of_the_input_check(png: Path) -> None:
+    from busapp.core import input_check
+
+    fake = FakePredictor()
+    loaded = load_image(png)
+    r = Analyzer(fake).analyze(loaded, source="cli")
+    assert r.input_warnings == tuple(input_check.check(loaded.frame(0), r.prediction, fake.bundle))
+    assert r.to_json()["input_warnings"] == [{"code": w.code, "message": w.message} for w in r.input_warnings]
+    assert {"risk", "input_check"} <= set(r.timings)
 
 
 def test_real_model_on_a_sample(sample_images: list[Path]) -> None:

@@ -58,6 +58,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def test_csv_columns_are_distinct() -> None:
+    cols = csv_columns(("normal", "benign", "malignant"))
+    assert len(cols) == len(set(cols)) and {"p_malignant", "suspicious", "threshold", "input_warnings"} <= set(cols)
+
+
 def test_mask_names_are_unique() -> None:
     names = mask_names(["a/x.png", "a/x.jpg", "a/y.png", "b/x.png", "a/x_png.png", "a/X.PNG", "a/X.PNG.mask"])
     assert names["a/x.jpg"] == "masks/a/x.jpg.mask.png" and names["b/x.png"] == "masks/b/x.png.mask.png"
