@@ -52,6 +52,7 @@ from busapp.gui.folder_scan import scan_folders
 from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.outline_edit import OutlineEditController
 from busapp.gui.overlay_controls import OverlayControls
+from busapp.gui.pacs_export import DicomExportController
 from busapp.gui.prediction_panel import Disclaimer, PredictionPanel, list_detail
 from busapp.gui.qt_tasks import TaskBridge
 from busapp.gui.reader_panel import ReaderController
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
         self.outline_edit = OutlineEditController(self)
         self.reader = ReaderController(self)
         self.calipers = CalipersController(self)
+        self.dicom_export = DicomExportController(self)
 
     # ------------------------------------------------------------------------------------------
     # construction

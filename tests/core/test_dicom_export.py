@@ -1,0 +1,80 @@
+"""DICOM exports: Encapsulated PDF and Secondary Capture in the source study, read back by pydicom;
+non-DICOM inputs say what is missing; nothing is written over a file busapp did not write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+from busapp.core.dicom_export import (
+    ENCAPSULATED_PDF_STORAGE,
+    SECONDARY_CAPTURE_STORAGE,
+    DicomExportError,
+    check_dataset,
+    encapsulated_pdf,
+    missing_for_dicom_export,
+    write_dicom_exports,
+)
+from busapp.core.dicomgen import make_dataset, write_dicom
+
+PDF = b"%PDF-1.4\n% a tiny stand-in report\n%%EOF\n"
+SHA = "12345678" + "0" * 56
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    ds = make_dataset(np.full((40, 50), 80, np.uint8), patient_name="DOE^JANE", patient_id="P123",
+                      pixel_spacing_mm=(0.1, 0.1))
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyDate = "20250102"
+    ds.AccessionNumber = "ACC9"
+    return write_dicom(ds, tmp_path / "src.dcm")
+
+
+def test_exports_are_in_the_source_study_and_read_back(source: Path, tmp_path: Path) -> None:
+    src = pydicom.dcmread(source)
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    rgb[10:20, 10:30] = (255, 200, 61)
+    out = write_dicom_exports(source, PDF, rgb, tmp_path / "out", SHA)
+    assert out.report.name == "busapp-report-12345678.dcm" and out.overlay.name == "busapp-overlay-12345678.dcm"
+    rep, ov = pydicom.dcmread(out.report), pydicom.dcmread(out.overlay)
+    for ds in (rep, ov):
+        assert ds.StudyInstanceUID == src.StudyInstanceUID == out.study_instance_uid
+        assert (ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex) == ("DOE^JANE", "P123", "19700101", "F")
+        assert ds.AccessionNumber == "ACC9" and ds.StudyDate == "20250102"
+        assert ds.SeriesInstanceUID != src.SeriesInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+        assert check_dataset(ds) == []
+    assert rep.SOPClassUID == ENCAPSULATED_PDF_STORAGE and rep.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    assert bytes(rep.EncapsulatedDocument)[: rep.EncapsulatedDocumentLength] == PDF
+    assert rep.SeriesInstanceUID != ov.SeriesInstanceUID
+    assert ov.SOPClassUID == SECONDARY_CAPTURE_STORAGE and ov.PhotometricInterpretation == "RGB"
+    assert np.array_equal(ov.pixel_array, rgb) and ov.BurnedInAnnotation == "YES"
+    # Again into the same folder: the first files are kept, the new ones get other names.
+    again = write_dicom_exports(source, PDF, rgb, tmp_path / "out", SHA)
+    assert again.report != out.report and out.report.exists() and again.notes
+    assert pydicom.dcmread(again.report).SOPInstanceUID != rep.SOPInstanceUID
+
+
+def test_non_dicom_input_says_what_is_missing(tmp_path: Path, sample_images) -> None:
+    with pytest.raises(DicomExportError, match=r"not DICOM.*Study Instance UID"):
+        write_dicom_exports(sample_images[0], PDF, np.zeros((4, 4, 3), np.uint8), tmp_path, SHA)
+    assert not any(tmp_path.iterdir())
+    assert "PDF report instead" in missing_for_dicom_export(sample_images[0])
+
+
+def test_invalid_objects_are_refused_before_writing(source: Path) -> None:
+    src = pydicom.dcmread(source)
+    del src.StudyInstanceUID
+    with pytest.raises(DicomExportError, match="Study Instance UID"):
+        encapsulated_pdf(src, PDF)
+    ds = encapsulated_pdf(pydicom.dcmread(source), PDF)
+    ds.MIMETypeOfEncapsulatedDocument = ""
+    assert "MIMETypeOfEncapsulatedDocument is missing or empty" in check_dataset(ds)
+    with pytest.raises(DicomExportError):
+        encapsulated_pdf(pydicom.dcmread(source), b"not a pdf")
