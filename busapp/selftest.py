@@ -127,13 +127,18 @@ def check_prediction(ctx: Context) -> str:
 
     if ctx.predictor is None:
         raise CheckFailed("Skipped: the model did not load.")
+    from busapp.core.analysis import Analyzer
+
     path = _find_sample(ctx)
     try:
-        ctx.image = load_image(path).frame(0)
+        loaded = load_image(path)
+        ctx.image = loaded.frame(0)
     except ImageLoadError as e:
         raise CheckFailed(f"The sample image could not be read: {e}") from e
     t = time.perf_counter()
-    pred = ctx.predictor.predict(ctx.image)
+    # The app's one analysis path (risk, input check, measurements; no audit, no calibration store),
+    # so that a data file those read and the bundle lacks fails here, not on a user's first image.
+    pred = Analyzer(ctx.predictor).analyze(loaded, 0, source="self-test").prediction
     dt = time.perf_counter() - t
     ctx.prediction = pred
     problems = sanity_problems(pred, ctx.image.shape[:2], ctx.predictor.bundle.classes)

@@ -38,8 +38,9 @@ def keep_item(name: str) -> bool:
     if len(parts) > 2:
         return parts[1] not in DROPPED_TREES
     leaf = parts[-1]
-    # Legacy code-page tables (EBCDIC, CJK, IBM/Windows code pages: 5 MB) and Unicode character names.
-    if leaf.endswith(".cnv") or leaf == "unames.icu":
+    # Legacy code-page tables (EBCDIC, CJK, IBM/Windows code pages: 5 MB), Unicode character names,
+    # and the IDNA/StringPrep/spoof-check data (Qt's QUrl does IDNA itself).
+    if leaf.endswith((".cnv", ".spp", ".cfu")) or leaf in ("unames.icu", "uts46.nrm"):
         return False
     # The top-level bundle of each locale ("de.res", "zh_Hant_TW.res": 3 MB) holds its formatting
     # data (dates, numbers, display names), none of which Qt asks ICU for (Qt has its own CLDR

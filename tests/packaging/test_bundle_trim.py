@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import shutil
@@ -72,6 +73,7 @@ def test_parse_refuses_other_data() -> None:
         ("icudt73l/zone/en.res", False),
         ("icudt73l/ibm-1390_P110-2003.cnv", False),
         ("icudt73l/unames.icu", False),
+        ("icudt73l/rfc3491.spp", False),
     ],
 )
 def test_keep_item(name: str, kept: bool) -> None:
@@ -153,3 +155,52 @@ def test_strip_libraries_strips_only_what_it_can_strip_soundly(tmp_path: Path) -
         subprocess.run(["strip", "--strip-unneeded", "-o", str(raw), str(p)], check=True)
         shipped = by_dest[f"numpy.libs/{p.name}"]
         assert shipped == p if not elf_strip.load_segments_aligned(raw) else elf_strip.load_segments_aligned(shipped)
+
+
+def _spec_excludes() -> list[str]:
+    tree = ast.parse((REPO / "build.spec").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "excludes" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError("build.spec has no excludes list")
+
+
+def _modules_used(path: Path) -> set[str]:
+    """Modules a source file imports, plus numpy submodules it reaches as attributes (np.random...)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    used, numpy_names = set(), {"numpy"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                used.add(a.name)
+                if a.name == "numpy":
+                    numpy_names.add(a.asname or a.name)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            used.add(node.module)
+            used.update(f"{node.module}.{a.name}" for a in node.names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in numpy_names:
+            used.add(f"numpy.{node.attr}")
+    return used
+
+
+def test_the_app_uses_no_module_the_bundle_leaves_out() -> None:
+    # The bundle leaves modules out to stay small (build.spec excludes); app code that starts using one
+    # would fail only in the bundle, only when that code runs. Training code is not bundled.
+    excludes = _spec_excludes()
+    assert "numpy.fft" in excludes and "tensorflow" in excludes  # the parse found the real list
+    offenders = []
+    for path in sorted((REPO / "busapp").rglob("*.py")):
+        if "training" in path.relative_to(REPO / "busapp").parts:
+            continue
+        for name in _modules_used(path):
+            hits = [e for e in excludes if name == e or name.startswith(e + ".")]
+            if hits:
+                offenders.append(f"{path.relative_to(REPO)}: {name} (excluded as {hits[0]})")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_excluded_module_check_sees_attribute_use(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("import numpy as np\nfrom PIL import WebPImagePlugin\nx = np.fft.rfft([1.0])\n")
+    assert {"numpy.fft", "PIL.WebPImagePlugin"} <= _modules_used(f)

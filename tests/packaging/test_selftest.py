@@ -202,3 +202,15 @@ def test_dicom_check_names_a_lost_decoder(monkeypatch, capsys) -> None:
     assert "FAIL  dicom" in out
     assert "JPEG lossless: no gdcm decoder" in out and "12-bit JPEG: no busapp-gdcm12 decoder" in out
     assert "Traceback" not in out
+
+
+def test_a_data_file_the_analysis_reads_is_checked(monkeypatch, tmp_path: Path, capsys) -> None:
+    # The self-test runs the app's analysis path (risk, input check), not the bare model: a bundle
+    # that lacks a data file the analysis reads fails the self-test instead of the user's first image.
+    from busapp.core import input_check
+
+    missing = tmp_path / "input_check_params.json"
+    monkeypatch.setattr(input_check, "load_params", lambda card=None: json.loads(missing.read_text()))
+    rc, out = _run(["--no-qt", "--no-dicom"], capsys)
+    assert rc == 1
+    assert "FAIL  prediction" in out and "input_check_params.json" in out
