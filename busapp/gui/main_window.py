@@ -181,7 +181,6 @@ class MainWindow(QMainWindow):
         rule.setObjectName("rule")
         rule.setFrameShape(QFrame.Shape.HLine)
         body.addWidget(rule)
-        body.addWidget(self.overlay_controls)
         body.addStretch(1)
         self.side_body = body  # seam: controllers add their sections here
         scroll = QScrollArea()
@@ -203,6 +202,7 @@ class MainWindow(QMainWindow):
         centre_lay.setContentsMargins(0, 0, 0, 0)
         centre_lay.setSpacing(0)
         centre_lay.addWidget(self.viewer, 1)
+        centre_lay.addWidget(self.overlay_controls)  # under the image: never scrolled out of sight
         centre_lay.addWidget(self.frame_control)
         self.splitter.addWidget(self.image_list)
         self.splitter.addWidget(centre)
@@ -212,7 +212,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(2, 0)
         self.splitter.setCollapsible(1, False)
         self.splitter.setCollapsible(2, False)  # the disclaimer must stay visible
-        self.splitter.setSizes([230, 820, 330])
+        self.splitter.setSizes([200, 860, 320])  # at 1100 px wide the image keeps about 580 px
         self.setCentralWidget(self.splitter)
 
         self.image_list.currentItemChanged.connect(self._on_current_item_changed)

@@ -1,4 +1,8 @@
-"""Overlay controls: show/hide (G), fill / outline / both, opacity, calipers."""
+"""Overlay controls: show/hide (G), fill / outline / both, opacity, calipers.
+
+One compact row under the image (issue 25, defect 9): in the side panel they scrolled out of
+sight on a small screen, while the reader changes them while looking at the image.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSlider,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -26,15 +29,12 @@ class OverlayControls(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("overlayControls")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(16, 6, 16, 10)
-        lay.setSpacing(8)
-        title = QLabel("LESION OVERLAY")
-        title.setObjectName("sectionTitle")
-        title.setIndent(0)
-        lay.addWidget(title)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 4, 10, 4)
+        lay.setSpacing(10)
 
-        self.show_box = QCheckBox("Show overlay  (G)")
+        self.show_box = QCheckBox("Overlay (G)")
+        self.show_box.setToolTip("Show the lesion overlay (G)")
         self.show_box.setChecked(True)
         self.show_box.toggled.connect(self.visible_changed)
         lay.addWidget(self.show_box)
@@ -57,7 +57,7 @@ class OverlayControls(QWidget):
         self.mode_group.idToggled.connect(self._on_mode)
         lay.addLayout(seg)
 
-        row = QHBoxLayout()
+        row = lay
         lab = QLabel("Opacity")
         lab.setObjectName("secondary")
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -69,14 +69,15 @@ class OverlayControls(QWidget):
         self.value_label = QLabel("50 %")
         self.value_label.setObjectName("value")
         self.value_label.setMinimumWidth(40)
+        self.slider.setMinimumWidth(60)
         self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.slider.valueChanged.connect(self._on_slider)
         row.addWidget(lab)
         row.addWidget(self.slider, 1)
         row.addWidget(self.value_label)
-        lay.addLayout(row)
 
-        self.calipers_box = QCheckBox("Show measured axes")
+        self.calipers_box = QCheckBox("Axes (M)")
+        self.calipers_box.setToolTip("Show the measured axes D1 and D2 (M)")
         self.calipers_box.setChecked(True)
         self.calipers_box.toggled.connect(self.calipers_changed)
         lay.addWidget(self.calipers_box)

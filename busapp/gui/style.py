@@ -71,6 +71,7 @@ QCheckBox {{ color: {TEXT}; spacing: 8px; }}
 QToolTip {{ background: {SURFACE}; color: {TEXT}; border: 1px solid {BORDER}; }}
 QTextBrowser {{ background: {SURFACE}; color: {TEXT}; border: 1px solid {BORDER}; }}
 
+#overlayControls {{ background: {SURFACE}; border-top: 1px solid {BORDER}; }}
 #identityStrip {{ background: #1f2a36; border-bottom: 1px solid #34506e; }}
 #identityStrip[state="none"] {{ background: {SURFACE}; border-bottom: 1px solid {BORDER}; }}
 QLabel#identityPatient {{ font-weight: 600; }}

@@ -200,3 +200,21 @@ def test_8_calibration_dialog_opens_large_fitted_and_zooms(qtbot, window, sample
     QApplication.sendEvent(v.viewport(), ev)
     assert v.zoom() > z * 1.4
     dlg.reject()
+
+
+def test_9_layout_at_1100_by_650_keeps_the_image_wide_and_the_overlay_controls_visible(
+        qtbot, make_window, sample_images) -> None:
+    from gui_helpers import drop, wait_all_done
+
+    w = make_window()
+    w.resize(1100, 650)
+    drop(w, sample_images[:1])
+    wait_all_done(qtbot, w, n=1)
+    QApplication.processEvents()
+    assert w.viewer.width() >= 560
+    oc = w.overlay_controls
+    assert oc.isVisible()
+    visible = oc.visibleRegion().boundingRect()
+    assert visible.width() >= oc.width() - 1 and visible.height() >= oc.height() - 1  # not scrolled away
+    for child in (oc.slider, oc.show_box, oc.calipers_box, *oc.mode_buttons.values()):
+        assert not child.visibleRegion().isEmpty()
