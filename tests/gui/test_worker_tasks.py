@@ -110,10 +110,17 @@ def test_shutdown_does_not_wait_for_long_work() -> None:
     assert late.cancelled
 
 
-def test_tasks_module_is_qt_free() -> None:
+def test_tasks_records_and_folder_scan_are_qt_free() -> None:
     code = ("import sys; sys.modules['PySide6'] = None\n"
-            "import busapp.gui.tasks, busapp.gui.folder_scan\n"
+            "import busapp.gui.tasks, busapp.gui.folder_scan, busapp.gui.records\n"
             "assert not any(m.startswith('PySide6') for m in sys.modules if sys.modules[m])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
+    assert r.returncode == 0, r.stderr
+
+
+def test_batch_dialog_does_not_import_the_cli() -> None:
+    code = ("import sys, busapp.gui.batch_dialog\n"
+            "assert not [m for m in sys.modules if m.startswith('busapp.cli')], 'busapp.cli imported'\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert r.returncode == 0, r.stderr
 
