@@ -1,1 +1,3 @@
-"""The Qt desktop application. Everything here runs in the GUI thread except ``worker.py``."""
+"""The Qt desktop application. Widgets live on the GUI thread; background work (opening and analysing
+images, folder scans, batches) runs as ``tasks.SerialExecutor`` tasks whose results, progress and
+exceptions ``qt_tasks.TaskBridge`` delivers back on the GUI thread."""
