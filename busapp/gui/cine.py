@@ -51,7 +51,11 @@ class FrameControl(QWidget):
         self.spin.setMinimum(1)
         self.spin.setKeyboardTracking(False)  # typing "12" must not request frame 1 first
         self.spin.setToolTip(f"Frame shown and analysed ({PREV_KEY} and {NEXT_KEY} step)")
-        for w in (self.label, self.prev_button, self.slider, self.next_button, self.spin):
+        # The loop as a whole, steady while single frames flip around a threshold (issue 25, defect 7).
+        self.summary = QLabel()
+        self.summary.setObjectName("secondary")
+        self.summary.setToolTip("All frames of this loop analysed so far; the panel shows the frame on screen")
+        for w in (self.label, self.prev_button, self.slider, self.next_button, self.spin, self.summary):
             lay.addWidget(w, 1 if w is self.slider else 0)
         self.slider.valueChanged.connect(self._on_value)
         self.spin.valueChanged.connect(self._on_value)
@@ -98,6 +102,31 @@ class FrameControl(QWidget):
         self.frame_requested.emit(v - 1)
 
 
+FrameResult = tuple[float, bool, "str | None"]  # p(malignant), low confidence, risk band
+
+
+def loop_summary(results: dict[int, FrameResult], n_frames: int) -> str:
+    """One steady line for a cine: how many frames were analysed, the range and median of
+    p(malignant) over them, how many were uncertain, and the risk bands they fell in."""
+    if not results:
+        return ""
+    ps = sorted(p for p, _, _ in results.values())
+    n = len(ps)
+    median = ps[n // 2] if n % 2 else 0.5 * (ps[n // 2 - 1] + ps[n // 2])
+    parts = [f"Loop: {n} of {n_frames} frames analysed",
+             f"p(malignant) {ps[0]:.2f}" + (f"\u2013{ps[-1]:.2f}, median {median:.2f}" if n > 1 else "")]
+    uncertain = sum(1 for _, low, _ in results.values() if low)
+    if uncertain:
+        parts.append(f"uncertain in {uncertain}")
+    bands: dict[str, int] = {}
+    for _, _, band in results.values():
+        if band:
+            bands[band] = bands.get(band, 0) + 1
+    if len(bands) > 1:
+        parts.append(", ".join(f"{b} {k}" for b, k in sorted(bands.items(), key=lambda kv: -kv[1])))
+    return " \u00b7 ".join(parts)
+
+
 class CineController(QObject):
     """Connects the frame control and the ``,``/``.`` actions to the window's records and worker."""
 
@@ -113,6 +142,8 @@ class CineController(QObject):
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self._apply)
         control.frame_requested.connect(self._on_requested)
+        self._results: dict[int, dict[int, FrameResult]] = {}  # job -> frame -> result (outlives the cache)
+        window.result_ready.connect(self._on_result)
 
         self.prev_action = window.make_action("Previous &frame", control.step_back, [PREV_KEY],
                                               f"Show and analyse the previous frame of a cine loop ({PREV_KEY})")
@@ -133,6 +164,22 @@ class CineController(QObject):
             self.control.set_frames(n, rec.frame if rec is not None else 0)
         for a in (self.prev_action, self.next_action):
             a.setEnabled(n > 1)
+        self.control.summary.setText(loop_summary(self._results.get(rec.job_id, {}), n)
+                                     if rec is not None and n > 1 else "")
+
+    @Slot(object)
+    def _on_result(self, rec: ImageRecord) -> None:
+        """Remember every analysed frame's result for the loop summary (the frame cache is bounded)."""
+        if rec.n_frames <= 1:
+            return
+        seen = self._results.setdefault(rec.job_id, {})
+        for k, st in rec.frames.items():
+            a = st.analysis
+            if a is not None and k not in seen:
+                p = float(a.prediction.probabilities.get("malignant", 0.0))
+                seen[k] = (p, bool(a.prediction.low_confidence), getattr(getattr(a, "risk", None), "band", None))
+        if rec is self.window.current_record():
+            self.sync(rec)
 
     @Slot(int)
     def _on_requested(self, k: int) -> None:

@@ -218,3 +218,25 @@ def test_9_layout_at_1100_by_650_keeps_the_image_wide_and_the_overlay_controls_v
     assert visible.width() >= oc.width() - 1 and visible.height() >= oc.height() - 1  # not scrolled away
     for child in (oc.slider, oc.show_box, oc.calipers_box, *oc.mode_buttons.values()):
         assert not child.visibleRegion().isEmpty()
+
+
+def test_7_cine_loop_summary_is_steady_across_frames(qtbot, window, sample_images, tmp_path) -> None:
+    from gui_helpers import drop, make_cine, wait_all_done
+
+    from busapp.gui.cine import loop_summary
+
+    cine = make_cine(sample_images[0], tmp_path / "loop.dcm", n=4)
+    drop(window, [cine])
+    wait_all_done(qtbot, window, n=1)
+    rec = window.records()[0]
+    for k in (1, 2):
+        window.cine.select_frame(k)
+        qtbot.waitUntil(lambda k=k: rec.frames.get(k) is not None and rec.frames[k].analysis is not None,
+                        timeout=60_000)
+    text = window.frame_control.summary.text()
+    ps = sorted(rec.frames[k].analysis.prediction.probabilities["malignant"] for k in (0, 1, 2))
+    assert text.startswith("Loop: 3 of 4 frames analysed") and f"{ps[0]:.2f}" in text and f"{ps[-1]:.2f}" in text
+    window.cine.select_frame(0)  # back to a cached frame: the headline may change, the summary does not
+    assert window.frame_control.summary.text() == text
+    assert loop_summary({0: (0.55, True, None), 1: (0.62, False, None)}, 9) == (
+        "Loop: 2 of 9 frames analysed \u00b7 p(malignant) 0.55\u20130.62, median 0.58 \u00b7 uncertain in 1")
