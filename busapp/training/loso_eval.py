@@ -38,7 +38,7 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path) -> dict[s
     each image's second-stage features and its Dice at original resolution (the raw mask, no rule)."""
     from busapp.core.preprocess import letterbox_geometry
     from busapp.training.dataset import build_arrays
-    from busapp.training.finalize import load_member, member_outputs
+    from busapp.training.members import load_member, member_outputs
 
     member = load_member(run_dir, 0)
     size = member.input.shape[1]
@@ -63,15 +63,17 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path) -> dict[s
     }
 
 
-def predict_run(run_dir: Path, data_root: Path, split_file: Path = SPLIT_FILE) -> list[Path]:
+def predict_run(run_dir: Path, data_root: Path, split_file: Path = SPLIT_FILE, limit: int = 0) -> list[Path]:
     held_out = json.loads((run_dir / "loso.json").read_text())["held_out"]
     written = []
     if held_out is not None:
         recs = [r for s in ("train", "val") for r in records_for(s, data_root, split_file, (held_out,))]
+        recs = recs[:limit] if limit else recs
         np.savez(run_dir / "held_out.npz", **run_outputs(run_dir, recs, data_root))
         written.append(run_dir / "held_out.npz")
     else:
         recs = records_for("test", data_root, split_file, SITES)
+        recs = recs[:limit] if limit else recs
         np.savez(run_dir / "test.npz", **run_outputs(run_dir, recs, data_root))
         written.append(run_dir / "test.npz")
     return written
@@ -123,7 +125,7 @@ class Stage:
 def fit_stage(kind: str, out: dict[str, np.ndarray]) -> Stage:
     from scipy.optimize import minimize
 
-    from busapp.training.finalize import fit_temperature
+    from busapp.training.calibration import fit_temperature
 
     y = out["y"]
     if kind == "P0":

