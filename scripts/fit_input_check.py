@@ -1,7 +1,10 @@
 """Fit and measure the input check (busapp/core/input_check.py) on the three training sites.
 
     python scripts/fit_input_check.py extract   # statistics + shipped-model outputs per image (slow, cached)
-    python scripts/fit_input_check.py fit       # thresholds -> busapp/core/input_check_params.json + report
+    python scripts/fit_input_check.py restat    # statistics again after a change of FEATURES (no model)
+    python scripts/fit_input_check.py fit       # thresholds -> busapp/core/input_check_params.json (for cards
+                                                # without an "input_check" block: 1.5.0's two sites) and
+                                                # build/input_check/card_block_input_check.json (all three)
 
 ``extract`` runs the shipped model once per image and once per generated lesion crop and caches
 everything in build/input_check/cache.npz; ``fit`` is pure numpy on that cache plus a set of
@@ -11,6 +14,7 @@ non-ultrasound images (scikit-image's sample data, synthetic frames) built in me
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import json
 import sys
@@ -122,6 +126,7 @@ def restat() -> None:
 # --- the non-ultrasound set and synthetic colour overlays -------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
 def non_ultrasound_images() -> dict[str, np.ndarray]:
     """Photos, documents, textures and synthetic frames: every one must be flagged."""
     import skimage.data as sk
@@ -217,6 +222,22 @@ def doppler_overlay(grey: np.ndarray, area: float, rng: np.random.Generator) -> 
     return rgb
 
 
+@functools.lru_cache(maxsize=1)
+def colour_samples() -> tuple[list[float], dict[float, list[float]]]:
+    """Colour shares of grey test frames exported with a tint (JPEG) and with synthetic Doppler."""
+    rng = np.random.default_rng(2)
+    root = default_data_root()
+    sample = [r for r in _rows(root) if r["split"] == "test"][::6]
+    tint, dop = [], {0.005: [], 0.01: [], 0.03: [], 0.1: [], 0.2: []}
+    for r in sample:
+        with Image.open(root / r["site"] / r["image"]) as im:
+            g = np.asarray(im.convert("L"))
+        tint.append(ic.colour_fraction(tinted_jpeg(g)))
+        for area in dop:
+            dop[area].append(ic.colour_fraction(doppler_overlay(g, area, rng)))
+    return tint, dop
+
+
 # --- fitting ---------------------------------------------------------------------------------------
 
 
@@ -234,7 +255,12 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def fit() -> None:
+NAMES = {"busi": "BUSI", "breast_lesions_usg": "BrEaST-Lesions-USG", "bus_uclm": "BUS-UCLM"}
+
+
+def fit(sites: tuple[str, ...] = SITES, out_path: Path | None = None) -> None:
+    """Fit the shipped parameters on the train split of ``sites`` (the model's own training sites)
+    and write them to ``out_path`` (default: the fallback file beside input_check.py)."""
     from busapp.core.input_check import FEATURES, fit_distribution, mahalanobis
 
     c = dict(np.load(CACHE))
@@ -285,34 +311,32 @@ def fit() -> None:
                                              for k, v in loso.items()}
 
     # 2. the shipped parameters: fitted on the train split of all three sites (busnet 2's data).
-    fit_rows = full & (split == "train")
+    in_model = np.isin(site, sites)
+    fit_rows = full & (split == "train") & in_model
     mean, inv = fit_distribution(X[fit_rows])
     d_all = mahalanobis(X, mean, inv)
-    val = full & (split == "val")
+    val = full & (split == "val") & in_model
     unlike = float(np.quantile(d_all[val], 0.98))
 
+    # "is it ultrasound at all": the distance from every site's train split, whatever the model saw
+    us_mean, us_inv = fit_distribution(X[full & (split == "train")])
+    d_us = mahalanobis(X, us_mean, us_inv)
+    print("fit", sites, "distance done", flush=True)
     nonus = non_ultrasound_images()
-    nonus_d = {}
-    nonus_colour = {}
+    print("non-ultrasound set", len(nonus), flush=True)
+    nonus_d, nonus_us, nonus_colour = {}, {}, {}
     for name, a in nonus.items():
-        nonus_d[name] = float(mahalanobis(ic.stats_vector(ic.image_stats(a)), mean, inv)[0])
+        v = ic.stats_vector(ic.image_stats(a))
+        nonus_d[name] = float(mahalanobis(v, mean, inv)[0])
+        nonus_us[name] = float(mahalanobis(v, us_mean, us_inv)[0])
         nonus_colour[name] = ic.colour_fraction(a)
-    us_max = float(d_all[full].max())
-    grey_nonus = [v for k, v in nonus_d.items() if nonus_colour[k] < 0.25 and ic.image_stats(nonus[k])["std"] * 255 >= 2]
+    us_max = float(d_us[full].max())
+    grey_nonus = [v for k, v in nonus_us.items() if nonus_colour[k] < 0.25 and ic.image_stats(nonus[k])["std"] * 255 >= 2]
     # between the farthest real ultrasound frame (any site, any split) and the nearest grey non-ultrasound image
     not_us = float(np.sqrt(us_max * min(grey_nonus))) if min(grey_nonus) > us_max else float(us_max * 1.05)
 
     # 3. colour: grey frames as a scanner exports them (tint + JPEG) against synthetic Doppler overlays
-    rng = np.random.default_rng(2)
-    root = default_data_root()
-    sample = [r for r in _rows(root) if r["split"] == "test"][::6]
-    tint, dop = [], {0.005: [], 0.01: [], 0.03: [], 0.1: [], 0.2: []}
-    for r in sample:
-        with Image.open(root / r["site"] / r["image"]) as im:
-            g = np.asarray(im.convert("L"))
-        tint.append(ic.colour_fraction(tinted_jpeg(g)))
-        for area in dop:
-            dop[area].append(ic.colour_fraction(doppler_overlay(g, area, rng)))
+    tint, dop = colour_samples()
     colour_t = max(0.002, 2 * max(tint))
     sorted(v for k, v in nonus_colour.items() if v >= 0.05)
     photo_t = 0.3
@@ -331,9 +355,13 @@ def fit() -> None:
 
     params = {
         "version": 1,
-        "fitted_on": "train split of BUSI, BrEaST-Lesions-USG and BUS-UCLM (busapp/training/split.csv), full frames",
+        "fitted_on": f"train split of {', '.join(NAMES[x] for x in sites)} (busapp/training/split.csv), full frames: "
+                     "the model's own training sites",
         "distance": {"features": list(FEATURES), "mean": mean.round(8).tolist(), "inv_cov": inv.round(6).tolist(),
                      "shrinkage": 0.05},
+        "ultrasound": {"features": list(FEATURES), "mean": us_mean.round(8).tolist(),
+                       "inv_cov": us_inv.round(6).tolist(), "shrinkage": 0.05,
+                       "fitted_on": "train split of all three sites, full frames"},
         "thresholds": {
             "blank_std_below": 2.0,
             "colour_at_least": round(colour_t, 4),
@@ -354,7 +382,8 @@ def fit() -> None:
     }
     # measured with the shipped parameters
     th = params["thresholds"]
-    all_scores = [ic.CheckScores(c["colour"][i], X[i, 1], d_all[i], c["box_pred"][i], X[i, FEATURES.index("border_dark")])
+    all_scores = [ic.CheckScores(c["colour"][i], X[i, 1], d_all[i], c["box_pred"][i], X[i, FEATURES.index("border_dark")],
+                                 d_us[i])
                   for i in range(len(site))]
     warns = [ic.warnings_from_scores(s, params) for s in all_scores]
     codes = [ws[0].code if ws else "" for ws in warns]
@@ -371,15 +400,63 @@ def fit() -> None:
     report["non_ultrasound"] = {}
     for name, a in nonus.items():
         w = ic.check(a, None, params=params)
-        report["non_ultrasound"][name] = {"distance": round(nonus_d[name], 1), "colour": round(nonus_colour[name], 3),
+        report["non_ultrasound"][name] = {"distance": round(nonus_d[name], 1), "us_distance": round(nonus_us[name], 1), "colour": round(nonus_colour[name], 3),
                                           "warning": w[0].code if w else None}
     report["non_ultrasound_flagged"] = f"{sum(1 for v in report['non_ultrasound'].values() if v['warning'])} of {len(nonus)}"
     report["real_ultrasound_max_distance"] = round(us_max, 2)
     params["separation"] = {k: report[k] for k in ("distance_leave_one_site_out", "crops", "colour", "non_ultrasound_flagged")}
-    ic.PARAMS_FILE.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
-    (OUT / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    (out_path or ic.PARAMS_FILE).write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
+    (OUT / f"report-{'-'.join(sites)}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(report, indent=1))
 
 
+def loso(run_root: Path = Path("/work/main/build/loso")) -> None:
+    """Missed cancers (argmax) on each held-out site of the leave-one-site-out runs, and how many of
+    them a p(malignant) threshold (sensitivity >= 0.92 on the other held-out sites, when there are
+    any) and the input check (its leave-one-site-out distance, fitted without the site) flag."""
+    from busapp.core.input_check import fit_distribution, mahalanobis
+
+    c = dict(np.load(CACHE))
+    full = c["kind"] == "full"
+    idx = {k: i for i, k in enumerate(c["key"]) if full[i]}
+    runs = {}
+    for d in sorted(run_root.glob("*/held_out.npz")):
+        with np.load(d) as z:
+            runs[str(z["sites"][0])] = {k: z[k] for k in z.files}
+    p_mal = {}
+    for site, z in runs.items():
+        lg = z["logits"] - z["logits"].max(1, keepdims=True)
+        p = np.exp(lg) / np.exp(lg).sum(1, keepdims=True)
+        p_mal[site] = (p, z["y"])
+    out = {}
+    for site, (p, y) in p_mal.items():
+        others = [(q[:, 2][yy == 2]) for s2, (q, yy) in p_mal.items() if s2 != site]
+        t = min(float(np.quantile(o, 0.08)) for o in others) if others else None
+        keys = runs[site]["keys"]
+        fit_rows = full & (c["site"] != site) & (c["split"] == "train")
+        m, inv = fit_distribution(c["stats"][fit_rows])
+        ref = full & (c["site"] != site) & (c["split"] == "val")
+        thr = float(np.quantile(mahalanobis(c["stats"][ref], m, inv), 0.98))
+        dist = mahalanobis(c["stats"][[idx[k] for k in keys]], m, inv)
+        cancer = y == 2
+        missed = cancer & (p.argmax(1) != 2)
+        out[site] = {
+            "n_cancers": int(cancer.sum()), "missed_argmax": int(missed.sum()),
+            "threshold_from_other_sites": None if t is None else round(t, 3),
+            "missed_flagged_by_threshold": None if t is None else int((missed & (p[:, 2] >= t)).sum()),
+            "missed_flagged_by_input_check": int((missed & (dist >= thr)).sum()),
+            "missed_flagged_by_either": None if t is None else int((missed & ((p[:, 2] >= t) | (dist >= thr))).sum()),
+            "input_check_threshold": round(thr, 2),
+        }
+    (OUT / "loso_flags.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(out, indent=1))
+
+
 if __name__ == "__main__":
-    {"extract": extract, "restat": restat, "fit": fit}[sys.argv[1]]()
+    if sys.argv[1] == "fit":
+        # busnet 1.5.0 (no card block, uses the fallback file) was trained on BUSI and BrEaST only;
+        # busnet 2 trains on all three sites: its card block is written for the lead to merge.
+        fit(("busi", "breast_lesions_usg"))
+        fit(SITES, OUT / "card_block_input_check.json")
+    else:
+        {"extract": extract, "restat": restat, "loso": loso}[sys.argv[1]]()

@@ -7,9 +7,11 @@ well they separate):
 - colour: colour Doppler or a colour overlay (the model saw grey-scale B-mode only);
 - not ultrasound / blank: a photo, a document or screenshot, an X-ray, a blank frame;
 - lesion crop: a tight crop around a lesion instead of a full frame;
-- unlike the training images: a Mahalanobis distance over a dozen cheap image statistics
+- unlike the training images: a Mahalanobis distance over 14 cheap image statistics
   (grey-level distribution, black background, speckle texture, depth profile) whose mean and
-  covariance are fitted on the training sites' images. Image statistics rather than the network's
+  covariance are fitted on the model's own training sites' images ("distance"); whether an image
+  is ultrasound at all is the same distance from every site the check was fitted on ("ultrasound"),
+  so a model trained on fewer sites does not call another hospital's frames "not ultrasound". Image statistics rather than the network's
   own features: they cost a few milliseconds, need no second forward pass and no model change,
   and are measured on held-out hospitals like any other choice (leave-one-site-out, see the
   params' ``"separation"`` block).
@@ -185,16 +187,22 @@ class CheckScores:
 
     colour_fraction: float
     std: float
-    distance: float
+    distance: float  # from the model's training sites
     box_fraction: float
     border_dark: float
+    us_distance: float | None = None  # from all the ultrasound the check was fitted on (None: = distance)
 
 
 def scores(image: np.ndarray, mask: np.ndarray | None, params: dict[str, Any]) -> CheckScores:
     st = image_stats(image)
-    dist = params["distance"]
-    d = float(mahalanobis(stats_vector(st), np.asarray(dist["mean"]), np.asarray(dist["inv_cov"]))[0])
-    return CheckScores(colour_fraction(image), st["std"], d, lesion_box_fraction(mask), st["border_dark"])
+    v = stats_vector(st)
+
+    def dist(block: dict[str, Any]) -> float:
+        return float(mahalanobis(v, np.asarray(block["mean"]), np.asarray(block["inv_cov"]))[0])
+
+    d = dist(params["distance"])
+    us = dist(params["ultrasound"]) if "ultrasound" in params else None
+    return CheckScores(colour_fraction(image), st["std"], d, lesion_box_fraction(mask), st["border_dark"], us)
 
 
 def warnings_from_scores(s: CheckScores, params: dict[str, Any]) -> tuple[InputWarning, ...]:
@@ -204,7 +212,8 @@ def warnings_from_scores(s: CheckScores, params: dict[str, Any]) -> tuple[InputW
         return (InputWarning("blank", "This frame is blank or almost uniform, so there is nothing for the model "
                                       "to read; the result is meaningless."),)
     photo = s.colour_fraction >= t["photo_colour_at_least"]
-    if photo or s.distance >= t["not_ultrasound_distance"]:
+    us_distance = s.distance if s.us_distance is None else s.us_distance
+    if photo or us_distance >= t["not_ultrasound_distance"]:
         why = "it is largely in colour" if photo else "its grey levels and texture are far from any ultrasound frame"
         out.append(InputWarning("not_ultrasound", f"This does not look like a breast ultrasound image ({why}); "
                                                   "the model's result does not apply to it."))

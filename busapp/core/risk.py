@@ -129,7 +129,7 @@ def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | Non
         if not lesion:
             head = f"No lesion found \u2013 p(malignant) {p:.2f}, {NO_THRESHOLD}"
         return RiskAssessment(p, None, None, None, None, False, head, lesion, (),
-                              note or "this model's card has no decision rule validated on other hospitals")
+                              note or "this model's card has no decision rule tested at hospitals it had not seen")
     band = decision.band_for(p)
     suspicious = p >= decision.suspicious_threshold
     head = f"{band.name[:1].upper()}{band.name[1:]} \u2013 p(malignant) {p:.2f}"

@@ -385,8 +385,8 @@ class PredictionPanel(QWidget):
             self._set_sub(f"Bands and threshold ({risk.threshold:.2f}) from the model card, validated on "
                           "hospitals the model had not seen.")
         else:
-            self.band_meaning.setText(f"This model has no validated threshold ({risk.note}): read "
-                                      "p(malignant) as a model output, not as a decision rule.")
+            self.band_meaning.setText(f"No validated threshold: {risk.note}. Read p(malignant) as a model "
+                                      "output, not as a decision rule.")
             self._set_sub("")
         self.band_meaning.show()
         self.warnings = warnings_of(analysis)

@@ -31,6 +31,8 @@ def test_shipped_params_were_fitted_on_data(params: dict) -> None:
     assert t["unlike_distance"] < t["not_ultrasound_distance"]
     assert set(params["separation"]["distance_leave_one_site_out"]) == {"busi", "breast_lesions_usg", "bus_uclm"}
     assert np.asarray(params["distance"]["inv_cov"]).shape == (len(ic.FEATURES),) * 2
+    assert np.asarray(params["ultrasound"]["inv_cov"]).shape == (len(ic.FEATURES),) * 2
+    assert "BUS-UCLM" not in params["fitted_on"]  # 1.5.0, which uses this file, never saw BUS-UCLM
 
 
 def test_ultrasound_frames_pass(sample_images: list[Path], predictor, params: dict) -> None:
