@@ -174,3 +174,22 @@ def test_validate_does_not_import_qt(tmp_path: Path) -> None:
     code = ("import sys, busapp.cli.main, busapp.cli.validate, busapp.core.site_validation, "
             "busapp.report.validation_pdf; sys.exit(any(m.startswith('PySide6') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO)}).returncode == 0
+
+
+def test_validation_uses_the_cards_threshold_and_compares_with_its_sites(tmp_path: Path, labelled) -> None:
+    from risk_cards import DECISION, bundle_with_decision
+
+    from busapp.core.analysis import Analyzer
+    from busapp.core.predictor import Predictor
+    from busapp.core.site_validation import run_validation
+
+    folder, pick = labelled
+    labels = _labels(tmp_path, "file,label\n" + "".join(f"{f},{lab}\n" for f, lab, _ in pick))
+    analyzer = Analyzer(Predictor(bundle_with_decision(tmp_path)))
+    run = run_validation(folder, labels, analyzer)
+    t = DECISION["suspicious_threshold"]
+    assert run.figures["threshold"] == t and f"{t:.2f}" in run.figures["rule"]
+    for o in run.outcomes:
+        assert o.positive == (o.p_malignant >= t)  # the card's rule, not the top class
+    assert run.figures["reference"]["sensitivity"] == {"value": 0.92, "ci95": (0.85, 0.96), "site": "bus_uclm"}
+    assert run.figures["verdict"]["status"] == "insufficient"
