@@ -32,6 +32,7 @@ from PIL import Image
 from busapp.core.preprocess import to_grey_u8
 
 PARAMS_FILE = Path(__file__).with_name("input_check_params.json")
+MIN_SIDE = 16  # pixels: below this no statistic means anything (a thumbnail, a line)
 STAT_SIZE = 256  # statistics are taken on the image scaled to this longest side (the model's view)
 FEATURES = (
     "mean", "std", "dark", "bright", "entropy", "gradient", "speckle", "flat",
@@ -238,8 +239,15 @@ def check(image: np.ndarray, prediction: Any = None, bundle: Any = None,
     given, is used for the lesion-crop check. Never raises on an odd image: it warns instead."""
     p = params or load_params(getattr(bundle, "card", None))
     mask = getattr(prediction, "mask", None)
+    h, w = np.asarray(image).shape[:2]
+    if min(h, w) < MIN_SIDE:
+        return (InputWarning("not_ultrasound", f"This image is only {w} x {h} pixels, too small to be an "
+                                               "ultrasound frame; the model's result does not apply to it."),)
     try:
-        return warnings_from_scores(scores(image, mask, p), p)
+        s = scores(image, mask, p)
+        if not np.isfinite([s.distance, s.us_distance if s.us_distance is not None else 0.0]).all():
+            raise ValueError("its statistics are undefined")
+        return warnings_from_scores(s, p)
     except (ValueError, np.linalg.LinAlgError) as e:  # an image the statistics cannot read
         return (InputWarning("not_ultrasound", f"This image could not be checked ({e}); treat the result "
                                                "with caution."),)

@@ -109,3 +109,9 @@ def test_the_card_block_wins(sample_images: list[Path], params: dict) -> None:
     assert ic.load_params(card) is strict
     assert [w.code for w in ic.check(img, None, params=ic.load_params(card))] == ["unlike_training"]
     assert ic.warnings_csv(ic.check(img, None, params=strict)) == "unlike_training"
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 500), (8, 400)])
+def test_tiny_images_are_flagged_not_crashed(shape: tuple[int, int], params: dict) -> None:
+    w = ic.check(np.zeros(shape, np.uint8) + 80, None, params=params)
+    assert [x.code for x in w] == ["not_ultrasound"] and "too small" in w[0].message

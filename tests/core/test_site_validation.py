@@ -193,3 +193,18 @@ def test_validation_uses_the_cards_threshold_and_compares_with_its_sites(tmp_pat
         assert o.positive == (o.p_malignant >= t)  # the card's rule, not the top class
     assert run.figures["reference"]["sensitivity"] == {"value": 0.92, "ci95": (0.85, 0.96), "site": "bus_uclm"}
     assert run.figures["verdict"]["status"] == "insufficient"
+
+
+def test_an_unreadable_image_is_a_row_with_its_reason_not_the_end(tmp_path: Path, labelled) -> None:
+    from busapp.core.analysis import Analyzer
+    from busapp.core.predictor import Predictor
+    from busapp.core.site_validation import outcome_rows, run_validation
+
+    folder, pick = labelled
+    labels = _labels(tmp_path, "file,label\nmalignant/not-there (999).png,malignant\n" +
+                     "".join(f"{f},{lab}\n" for f, lab, _ in pick[:2]))
+    run = run_validation(folder, labels, Analyzer(Predictor()))
+    assert run.figures["n_failed"] == 1 and run.figures["n_analysed"] == 2
+    row = outcome_rows(run)[0]
+    assert row["error"] and "not-there" not in row["error"]  # the reason, without the file's name
+    assert "not-there" in outcome_rows(run, names=True)[0]["file"]
