@@ -76,6 +76,8 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
             super().__init__()
             self.exposed = False
             self.first_result = False
+            # Folders are scanned off the GUI thread; their images queue when the scan ends.
+            self.scanning = False
 
         def emit(self, what: str) -> None:
             if args.print_timings:
@@ -93,8 +95,21 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
             self.emit("window_shown")
             if args.files:
                 self.emit("files_opened")
+                scanner = getattr(window, "_folder_scanner", None)
+                self.scanning = scanner is not None and any(Path(p).is_dir() for p in args.files)
+                if self.scanning:
+                    scanner.scanned.connect(self.on_scanned)  # after the window's own slot queued them
                 window.open_paths(args.files)
-            if args.quit_when_done and (not args.files or window.is_idle()):
+            self.maybe_quit()
+
+        @Slot(object, object)
+        def on_scanned(self, _files: object, _skipped: object) -> None:
+            self.scanning = False
+            QTimer.singleShot(0, self.maybe_quit)
+
+        def maybe_quit(self) -> None:
+            # Nothing (left) to analyse: quit now; else all_done quits once every image is done.
+            if args.quit_when_done and not self.scanning and window.is_idle():
                 QTimer.singleShot(0, window.close)
 
         @Slot(object)
@@ -106,7 +121,7 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
         @Slot()
         def on_all_done(self) -> None:
             self.emit("all_done")
-            if args.quit_when_done:
+            if args.quit_when_done and not self.scanning:
                 QTimer.singleShot(0, window.close)
 
         @Slot(object)

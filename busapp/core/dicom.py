@@ -20,11 +20,11 @@ import threading
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from busapp.core import imageio
+from busapp.core import imageio, offline
 from busapp.core.imageio import FrameSequence, ImageLoadError, LoadedImage
 from busapp.core.spacing import (
     SOURCE_PIXEL_SPACING,
@@ -35,7 +35,11 @@ from busapp.core.spacing import (
     valid_spacing,
 )
 
-MAX_INFLATED_BYTES = 2 * imageio.MAX_FILE_BYTES  # deflated DICOM: guard against a zip bomb
+offline.block_http_clients()  # pydicom would import requests/urllib3 otherwise
+
+# Deflated DICOM: pydicom inflates the whole dataset and then copies the pixel data out of it, so
+# twice this stays inside the memory budget (imageio.WORK_BYTES); also a zip-bomb guard.
+MAX_INFLATED_BYTES = 256 << 20
 
 # Transfer syntaxes pydicom 3.0 may not name, and the video ones (no still-image decoder exists).
 _TS_NAMES = {
@@ -181,31 +185,36 @@ def _fail(name: str, text: str, detail: str = "") -> ImageLoadError:
     return ImageLoadError(f"{name}: {text}", detail=detail)
 
 
-def _check_inflated_size(name: str, data: bytes) -> None:
+def _check_inflated_size(name: str, fp: BinaryIO) -> None:
     """Deflated DICOM is inflated whole by pydicom: check the size first, in bounded steps."""
     from pydicom.filereader import _read_file_meta_info, read_preamble
 
-    fp = io.BytesIO(data)
     read_preamble(fp, True)
     _read_file_meta_info(fp)
     d = zlib.decompressobj(-zlib.MAX_WBITS)
-    total, buf, step = 0, data[fp.tell():], 1 << 24
+    total, step = 0, 1 << 24
+    buf = fp.read(1 << 20)
     while buf and not d.eof:
         total += len(d.decompress(buf, step))
         if total > MAX_INFLATED_BYTES:
             raise _fail(name, "the compressed DICOM file expands to an implausible size; it is damaged or unsafe.",
                         "deflate limit")
-        buf = d.unconsumed_tail
+        buf = d.unconsumed_tail or fp.read(1 << 20)
 
 
-def _read_dataset(name: str, data: bytes) -> Any:
+def _read_dataset(name: str, source: bytes | BinaryIO) -> Any:
     import pydicom
     from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    start = fp.tell()
     try:
-        if str(DeflatedExplicitVRLittleEndian).encode() in data[:4096]:  # in the file meta
-            _check_inflated_size(name, data)
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        if str(DeflatedExplicitVRLittleEndian).encode() in fp.read(4096):  # in the file meta
+            fp.seek(start)
+            _check_inflated_size(name, fp)
+        fp.seek(start)
+        # From an open file, pydicom reads each element once: the pixel data is in memory once.
+        ds = pydicom.dcmread(fp, force=True)
         ds.PixelData if "PixelData" in ds else None  # noqa: B018  (parse the element now, inside the guard)
     except ImageLoadError:
         raise
@@ -267,6 +276,50 @@ def _codestream_size(frame: bytes) -> tuple[int, int] | None:
         if "width" in info:
             return int(info["width"]), int(info["height"])
     return None
+
+
+_PILLOW_JPEG_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"})  # 8-bit JPEG
+
+
+def _jpeg_frame_incomplete(codestream: bytes) -> str | None:
+    """A JPEG frame cut short and closed with an end marker decodes with grey fill: find it."""
+    from busapp.core import completeness
+
+    try:
+        im = completeness.pil_jpeg_of(codestream)
+        im.load()
+        decoded = np.asarray(im)
+    except Exception:  # Pillow cannot decode it (12-bit, damaged): the structural check only
+        decoded = None
+    return completeness.jpeg_incomplete(codestream, decoded)
+
+
+def _check_fragments(name: str, pixel_data: bytes, n: int) -> None:
+    """Encapsulated data: at least one fragment per frame, and an offset table (if any) per frame."""
+    from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+    try:
+        fp = io.BytesIO(pixel_data)
+        offsets = parse_basic_offsets(fp)
+        n_fragments, _ = parse_fragments(fp)
+    except Exception:
+        raise _fail(name, "the DICOM file is damaged or incomplete and cannot be read.", "fragments") from None
+    if n_fragments < n or (offsets and len(offsets) != n):
+        held = len(offsets) if offsets and len(offsets) != n else n_fragments
+        raise _fail(name, f"this DICOM file declares {n} frame(s) but its image data holds {held}; it is damaged "
+                    "or incomplete.", "frame count")
+
+
+def _check_native_length(name: str, length: int, rows: int, cols: int, spp: int, bits_alloc: int, n: int,
+                         photometric: str) -> None:
+    """Uncompressed data must hold Rows x Columns x samples x frames, no less and no extra frame."""
+    per_frame_bits = rows * cols * (2 if photometric == "YBR_FULL_422" else spp) * bits_alloc
+    expected = (per_frame_bits * n + 7) // 8
+    frame_bytes = max(1, per_frame_bits // 8)
+    if length < expected or length - expected >= frame_bytes:
+        held = length * 8 / per_frame_bits
+        raise _fail(name, f"this DICOM file's image size ({cols} x {rows}, {n} frame(s)) does not match its image "
+                    f"data (enough for {held:.4g} frame(s)); it is damaged or incomplete.", "pixel data length")
 
 
 def _to_display(arr: np.ndarray, ds: Any, photometric: str, bits_stored: int) -> np.ndarray:
@@ -358,7 +411,8 @@ def _metadata(ds: Any, ts: str, photometric: str, n: int, bits: int) -> dict[str
     return meta
 
 
-def load_dicom(path: Path, data: bytes) -> LoadedImage:
+def load_dicom(path: Path, data: bytes | BinaryIO) -> LoadedImage:
+    """Open DICOM from its bytes or from a file opened for reading (the pixel data is read once)."""
     _add_decoder_plugins()
     # pydicom converts values lazily and warns with them (possibly identifiers): silence it throughout.
     _silence_pydicom_logs()
@@ -390,7 +444,7 @@ def _silence_pydicom_logs() -> None:
                 lg.addFilter(_drop_record)
 
 
-def _load_dicom(path: Path, data: bytes) -> LoadedImage:
+def _load_dicom(path: Path, data: bytes | BinaryIO) -> LoadedImage:
     name = path.name
     ds = _read_dataset(name, data)
     if "PixelData" not in ds:
@@ -429,7 +483,14 @@ def _load_dicom(path: Path, data: bytes) -> LoadedImage:
         raise _fail(name, f"the cine loop has too many frames ({n}; busapp opens up to {imageio.MAX_FRAMES}).",
                     "frame limit")
 
+    kind = "colour" if spp == 3 or photometric == "PALETTE COLOR" else ("grey16" if bits_alloc > 8 else "grey")
+    imageio.check_memory(name, cols, rows, kind)
     compressed = ts.is_compressed
+    if compressed:
+        _check_fragments(name, ds.PixelData, n)
+    else:
+        _check_native_length(name, len(ds.PixelData), rows, cols, spp, bits_alloc, n, photometric)
+    jpeg8 = str(ts) in _PILLOW_JPEG_SYNTAXES
 
     def decode(i: int) -> np.ndarray:
         from pydicom.encaps import get_frame
@@ -439,9 +500,16 @@ def _load_dicom(path: Path, data: bytes) -> LoadedImage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 if compressed:
-                    size = _codestream_size(get_frame(ds.PixelData, i, number_of_frames=n))
+                    codestream = get_frame(ds.PixelData, i, number_of_frames=n)
+                    size = _codestream_size(codestream)
                     if size is not None and size != (cols, rows):
                         raise ValueError("codestream size differs from Rows/Columns")
+                    if jpeg8:
+                        reason = _jpeg_frame_incomplete(codestream)
+                        if reason:
+                            where = f"frame {i + 1} of {n} of " if n > 1 else ""
+                            raise _fail(name, f"the image data in {where}this DICOM file is incomplete ({reason}); "
+                                        "busapp does not show or analyse a partly decoded image.", "incomplete")
                 arr = pixel_array(ds, index=i if n > 1 else None)
                 if arr.shape[:2] != (rows, cols):
                     raise ValueError("unexpected shape")

@@ -10,14 +10,30 @@ tried first still run in-process, so ordinary files pay nothing.
 The functions here are pydicom decoder plugins (``func(src, runner) -> bytes``). The runner is not
 picklable, so the child gets a copy of the attributes the GDCM functions read, and the options
 they set are replayed onto the real runner afterwards.
+
+The worker never outlives busapp (issue 28, item 10): it watches the pipe multiprocessing keeps to
+its parent and exits when the parent is gone, and on Linux the kernel also kills it then
+(``PR_SET_PDEATHSIG``, which also covers a worker stuck in native code). That signal follows the
+*thread* that started the worker, so the worker is started from one long-lived thread, never from
+a short-lived decode thread. multiprocessing's resource tracker ends once the worker and the
+parent have both closed their end of its pipe. The worker's stderr goes to the null device: GDCM
+prints codec messages there that are not for users (failures reach busapp as exceptions).
+The child's limit is processor time (``CHILD_TIMEOUT_S``) plus ``imageio.WALL_FACTOR`` times that
+in wall time, so that a loaded machine does not refuse healthy files.
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
+import queue
+import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -26,7 +42,8 @@ _RUNNER_ATTRS = (
     "pixel_representation", "rows", "columns", "samples_per_pixel", "planar_configuration",
 )
 _RUNNER_OPTIONS = ("jls_precision", "j2k_precision")
-CHILD_TIMEOUT_S = 30.0  # as imageio.DECODE_TIMEOUT_S; here the runaway decode can really be stopped
+CHILD_TIMEOUT_S = 30.0  # processor seconds, as imageio.DECODE_TIMEOUT_S; here a runaway decode can be stopped
+PR_SET_PDEATHSIG = 1
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -74,13 +91,113 @@ def _child_decode(module: str, func: str, src: bytes, attrs: dict, options: dict
     return bytes(frame), runner.changes
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: end this process when busapp ends, however it ends."""
+    try:  # GDCM's messages: not for users, and not to be mixed into the app's stderr
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except Exception:  # no libc prctl: the pipe below still works
+            pass
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if not parent.is_alive():  # died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        from multiprocessing.connection import wait
+
+        wait([parent.sentinel])  # readable (EOF) once the parent process is gone
+        os._exit(1)
+
+    threading.Thread(target=watch, name="busapp-parent-watch", daemon=True).start()
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+# One long-lived thread starts the worker (PR_SET_PDEATHSIG fires when the starting thread ends).
+_starter_jobs: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
+_starter: threading.Thread | None = None
+
+
+def _starter_loop() -> None:
+    while True:
+        job, fut = _starter_jobs.get()
+        try:
+            fut.set_result(job())
+        except BaseException as e:  # handed to the waiting thread
+            fut.set_exception(e)
+
+
+def _on_starter_thread(job: Callable[[], Any]) -> Any:
+    global _starter
+    if _starter is None or not _starter.is_alive():
+        _starter = threading.Thread(target=_starter_loop, name="busapp-gdcm-starter", daemon=True)
+        _starter.start()
+    fut: Future = Future()
+    _starter_jobs.put((job, fut))
+    return fut.result()
+
+
+def _new_pool() -> ProcessPoolExecutor:
+    # spawn: no copy of the parent's threads or Qt state in the child (fork is unsafe there)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent)
+    pool.submit(_ready).result(timeout=120)  # the worker process starts here, on the starter thread
+    return pool
+
+
 def _get_pool() -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            # spawn: no copy of the parent's threads or Qt state in the child (fork is unsafe there)
-            _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = _on_starter_thread(_new_pool)
         return _pool
+
+
+def worker_pids() -> list[int]:
+    """Process ids of the running GDCM worker(s), for tests and diagnostics."""
+    pool = _pool
+    return sorted(getattr(pool, "_processes", {}) or {}) if pool is not None else []
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system processor time of process ``pid`` (Linux /proc), None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _wait(future: Future, pids: list[int]) -> Any:
+    """The future's result, within CHILD_TIMEOUT_S of the worker's processor time (and a wall limit)."""
+    from busapp.core.imageio import WALL_FACTOR
+
+    start = time.monotonic()
+    base = {pid: _cpu_seconds(pid) for pid in pids}
+    measurable = bool(base) and all(v is not None for v in base.values())
+    wall_limit = CHILD_TIMEOUT_S * WALL_FACTOR if measurable else CHILD_TIMEOUT_S
+    while True:
+        try:
+            return future.result(timeout=0.25)
+        except FutureTimeout:
+            pass
+        used = sum((_cpu_seconds(p) or 0.0) - (b or 0.0) for p, b in base.items()) if measurable else 0.0
+        if used > CHILD_TIMEOUT_S or time.monotonic() - start > wall_limit:
+            raise TimeoutError
 
 
 def _discard_pool(kill: bool) -> None:
@@ -99,8 +216,9 @@ def _run(module: str, func: str, src: bytes, runner: Any) -> bytes:
     attrs = {a: getattr(runner, a) for a in _RUNNER_ATTRS}
     options = {o: runner.get_option(o) for o in _RUNNER_OPTIONS if runner.get_option(o) is not None}
     try:
-        future = _get_pool().submit(_child_decode, module, func, bytes(src), attrs, options)
-        frame, changes = future.result(timeout=CHILD_TIMEOUT_S)
+        pool = _get_pool()
+        future = pool.submit(_child_decode, module, func, bytes(src), attrs, options)
+        frame, changes = _wait(future, sorted(getattr(pool, "_processes", {}) or {}))
     except BrokenProcessPool:
         _discard_pool(kill=False)
         raise ValueError("GDCM stopped on damaged image data") from None

@@ -4,14 +4,19 @@ Every failure is an ``ImageLoadError`` whose message a clinician can read; nothi
 or modifies the input file: it is read once, read-only, into memory and decoded from there.
 
 Formats: PNG, JPEG, BMP, TIFF through Pillow (``busapp.core.raster``) and DICOM through pydicom
-(``busapp.core.dicom``). Guards: ``MAX_FILE_BYTES`` before reading, ``MAX_PIXELS`` per frame before
-decoding (decompression bombs), and ``DECODE_TIMEOUT_S`` for any single decode.
+(``busapp.core.dicom``). Guards: regular files only (a FIFO or device would block the read forever),
+``MAX_FILE_BYTES`` before reading, ``MAX_PIXELS`` and the memory budget (``check_memory``) per frame
+before decoding (decompression bombs), and ``DECODE_TIMEOUT_S`` of processor time for reading and
+decoding (plus a generous wall-clock limit), so that a loaded machine does not refuse healthy files.
+docs/threat-model.md lists these promises and the tests that check them.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +25,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from busapp.core import offline
 from busapp.core.spacing import UltrasoundRegion, bbox_of_mask, spacing_for_mask, spacing_for_region
+
+offline.block_http_clients()  # before anything here imports pydicom
 
 __all__ = [
     "DECODE_TIMEOUT_S",
@@ -32,6 +40,7 @@ __all__ = [
     "LoadedImage",
     "UltrasoundRegion",
     "bbox_of_mask",
+    "check_memory",
     "find_images",
     "load_image",
     "skipped_summary",
@@ -39,10 +48,21 @@ __all__ = [
     "spacing_for_region",
 ]
 
-MAX_PIXELS = 100_000_000  # decompression-bomb guard: ~10k x 10k per frame
-MAX_FILE_BYTES = 1 << 30  # 1 GiB: the file is read into memory whole
+MAX_PIXELS = 100_000_000  # decompression-bomb guard: ~10k x 10k per frame (grey; colour is smaller, below)
+MAX_FILE_BYTES = 1 << 30  # 1 GiB: raster files are read into memory whole, DICOM pixel data once
 MAX_FRAMES = 10_000  # cine loops / TIFF pages
-DECODE_TIMEOUT_S = 30.0  # generous: CI and clinic PCs can be slow; a healthy file takes well under 1 s
+DECODE_TIMEOUT_S = 30.0  # processor seconds; a healthy file takes well under 1 s
+# The wall-clock limit is this many times the processor-time limit: a decode that waits for the CPU
+# on a busy machine is not runaway, one that neither computes nor finishes (a stuck read) is.
+WALL_FACTOR = 4.0
+
+# Memory: busapp promises a peak RSS <= 1.5 GB for any input (benchmarks/bench_bombs.py). One frame's
+# decode + display conversion + the analysis' grey conversion may use WORK_BYTES; the rest is for the
+# app, the model and Qt. Bytes per pixel at the peak of that chain, measured by the benchmark:
+WORK_BYTES = 1 << 30
+BYTES_PER_PIXEL = {"grey": 4, "grey16": 24, "colour": 48}
+_KIND_WORDS = {"grey": "8-bit grey", "grey16": "16-bit or wider grey", "colour": "colour"}
+FRAME_CACHE_BYTES = 256 << 20  # decoded cine frames kept in memory
 
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff"})
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic", ".ima"})
@@ -76,15 +96,42 @@ class ImageLoadError(Exception):
         self.detail = detail
 
 
+def check_memory(name: str, width: int, height: int, kind: str) -> None:
+    """Refuse, before decoding, a frame whose decode and conversions would exceed ``WORK_BYTES``.
+
+    ``kind``: "grey" (8-bit), "grey16" (16-bit or wider grey) or "colour".
+    """
+    per_pixel = BYTES_PER_PIXEL[kind]
+    if width * height * per_pixel > WORK_BYTES:
+        limit_mp = min(MAX_PIXELS, WORK_BYTES // per_pixel) / 1e6
+        raise ImageLoadError(
+            f"{name}: the image is too large to open within busapp's memory limit ({width} x {height} pixels; "
+            f"busapp opens {_KIND_WORDS[kind]} images up to {limit_mp:.0f} megapixels).",
+            detail="memory budget",
+        )
+
+
 T = TypeVar("T")
 
 
-def run_with_time_limit(fn: Callable[[], T], timeout_s: float, name: str) -> T:
-    """Run ``fn`` in a daemon thread; give up with ``ImageLoadError`` after ``timeout_s``.
+def _thread_cpu_s(ident: int | None) -> float | None:
+    """Processor time used so far by the thread ``ident`` (None where the OS cannot tell)."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))  # type: ignore[arg-type]
+    except (AttributeError, OSError, TypeError, OverflowError):  # Windows, macOS without the call
+        return None
 
+
+def run_with_time_limit(fn: Callable[[], T], timeout_s: float, name: str) -> T:
+    """Run ``fn`` in a daemon thread; give up with ``ImageLoadError`` once it has used ``timeout_s``
+    seconds of processor time, or ``WALL_FACTOR`` times that in wall-clock time.
+
+    Processor time, not wall time, decides: on a loaded machine a healthy decode waits for the CPU
+    and still finishes; the wall limit catches what uses no CPU but never ends (a stuck read).
+    Where the OS cannot measure a thread's CPU time, the wall limit is ``timeout_s`` itself.
     Python cannot kill a thread, so a runaway decode keeps running in the background until it
-    ends, but the caller (GUI, CLI) gets control and a message back. The pixel and file-size
-    limits make such runaway decodes bounded in the first place.
+    ends, but the caller (GUI, CLI) gets control and a message back. The pixel, memory and
+    file-size limits make such runaway decodes bounded in the first place.
     """
     result: dict[str, Any] = {}
 
@@ -95,14 +142,22 @@ def run_with_time_limit(fn: Callable[[], T], timeout_s: float, name: str) -> T:
             result["error"] = e
 
     t = threading.Thread(target=target, name="busapp-decode", daemon=True)
+    start = time.monotonic()
     t.start()
-    t.join(timeout_s)
-    if t.is_alive():
-        raise ImageLoadError(
-            f"{name}: decoding took longer than {timeout_s:g} seconds, so busapp stopped. "
-            "The file may be damaged or unusually large.",
-            detail="timeout",
-        )
+    cpu_known = _thread_cpu_s(t.ident) is not None
+    wall_limit = timeout_s * WALL_FACTOR if cpu_known else timeout_s
+    poll = min(0.25, max(timeout_s / 20, 0.005))
+    while True:
+        t.join(poll)
+        if not t.is_alive():
+            break
+        cpu = _thread_cpu_s(t.ident) if cpu_known else None
+        if (cpu is not None and cpu > timeout_s) or time.monotonic() - start > wall_limit:
+            raise ImageLoadError(
+                f"{name}: reading and decoding took longer than {timeout_s:g} seconds, so busapp stopped. "
+                "The file may be damaged or unusually large.",
+                detail="timeout",
+            )
     if "error" in result:
         raise result["error"]
     return result["value"]
@@ -121,6 +176,7 @@ class FrameSequence(Sequence[np.ndarray]):
         self._name = name
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_size = max(1, cache_size)
+        self._cache_bytes = FRAME_CACHE_BYTES  # large frames: fewer of them, within the memory budget
         self._lock = threading.Lock()
         if first is not None:
             self._cache[0] = first
@@ -142,7 +198,8 @@ class FrameSequence(Sequence[np.ndarray]):
                 return self._cache[i]
             frame = run_with_time_limit(lambda: self._decode(i), DECODE_TIMEOUT_S, self._name)
             self._cache[i] = frame
-            if len(self._cache) > self._cache_size:
+            while len(self._cache) > 1 and (len(self._cache) > self._cache_size or
+                                            sum(f.nbytes for f in self._cache.values()) > self._cache_bytes):
                 self._cache.popitem(last=False)
             return frame
 
@@ -186,42 +243,105 @@ class LoadedImage:
         return {k: v for k, v in self.metadata.items() if k in SAFE_METADATA_KEYS}
 
 
-def _read_bytes(path: Path) -> bytes:
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _not_regular_reason(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    for test, words in _NOT_REGULAR:
+        if test(mode):
+            return words
+    return "not an ordinary file"
+
+
+def _open_regular(path: Path) -> tuple[Any, int]:
+    """Open ``path`` read-only after checking that it is a regular file of a size busapp opens.
+
+    Opened non-blocking and checked on the open descriptor, so a FIFO (or a file swapped for one
+    after a check by name) can never block the read; a regular file ignores the flag.
+    """
     name = path.name
     try:
-        if not path.exists():
+        if not os.path.lexists(path):
             raise ImageLoadError(f"{name}: the file does not exist.", detail="missing")
         if path.is_dir():
             raise ImageLoadError(f"{name}: is a folder, not an image.", detail="directory")
-        size = path.stat().st_size
+        st = path.stat()
+        kind = _not_regular_reason(st.st_mode)
+        if kind is None:
+            flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+            fd = os.open(path, flags)
+            st = os.fstat(fd)
+            kind = _not_regular_reason(st.st_mode)
+            if kind is not None:
+                os.close(fd)
+        if kind is not None:
+            raise ImageLoadError(f"{name}: is {kind}, not an image file, so busapp does not read it.",
+                                 detail="not a regular file")
+        size = st.st_size
         if size > MAX_FILE_BYTES:
+            os.close(fd)
             raise ImageLoadError(
                 f"{name}: the file is too large to open ({size / 2**20:.0f} MB; "
                 f"busapp opens files up to {MAX_FILE_BYTES // 2**20} MB).",
                 detail="file size",
             )
-        with open(path, "rb") as f:  # read-only, closed before decoding starts
-            data = f.read(MAX_FILE_BYTES + 1)
+        return os.fdopen(fd, "rb"), size
     except PermissionError:
         raise ImageLoadError(f"{name}: busapp is not allowed to read this file (permission denied).",
                              detail="permission") from None
+    except FileNotFoundError:
+        raise ImageLoadError(f"{name}: the file does not exist.", detail="missing") from None
     except OSError as e:
         raise ImageLoadError(f"{name}: the file could not be read from disk.", detail=type(e).__name__) from None
-    if not data:
-        raise ImageLoadError(f"{name}: the file is empty.", detail="empty")
-    return data
+
+
+def _read_rest(path: Path, f: Any, head: bytes) -> bytes:
+    try:
+        return head + f.read(MAX_FILE_BYTES + 1 - len(head))
+    except OSError as e:
+        raise ImageLoadError(f"{path.name}: the file could not be read from disk.", detail=type(e).__name__) from None
 
 
 def load_image(path: str | Path) -> LoadedImage:
-    """Open a PNG/JPEG/BMP/TIFF/DICOM file; raises ``ImageLoadError`` with a readable message."""
+    """Open a PNG/JPEG/BMP/TIFF/DICOM file; raises ``ImageLoadError`` with a readable message.
+
+    Reading and decoding both run under the time limit (a slow or stuck disk is refused too).
+    """
     path = Path(path)
-    data = _read_bytes(path)
-    return run_with_time_limit(lambda: _decode(path, data), DECODE_TIMEOUT_S, path.name)
+    offline.block_http_clients()
+    return run_with_time_limit(lambda: _load(path), DECODE_TIMEOUT_S, path.name)
 
 
-def _decode(path: Path, data: bytes) -> LoadedImage:
+def _load(path: Path) -> LoadedImage:
+    from busapp.core import dicom
+
+    f, _size = _open_regular(path)
+    with f:  # read-only; closed before decoding starts (DICOM: once the dataset is parsed)
+        try:
+            head = f.read(4096)
+        except OSError as e:
+            raise ImageLoadError(f"{path.name}: the file could not be read from disk.",
+                                 detail=type(e).__name__) from None
+        if not head:
+            raise ImageLoadError(f"{path.name}: the file is empty.", detail="empty")
+        if dicom.looks_like_dicom(head):
+            # pydicom reads the pixel data from the file once, instead of from a second copy in memory.
+            f.seek(0)
+            return _guarded(path, lambda: dicom.load_dicom(path, f))
+        data = _read_rest(path, f, head)
+    return _decode(path, data)
+
+
+def _guarded(path: Path, fn: Callable[[], LoadedImage]) -> LoadedImage:
     try:
-        return _decode_by_kind(path, data)
+        return fn()
     except ImageLoadError:
         raise
     except MemoryError:
@@ -229,6 +349,10 @@ def _decode(path: Path, data: bytes) -> LoadedImage:
     except Exception as e:  # last safety net: an untrusted file must never crash the caller
         raise ImageLoadError(f"{path.name}: the file is damaged or incomplete and cannot be opened.",
                              detail=type(e).__name__) from None
+
+
+def _decode(path: Path, data: bytes) -> LoadedImage:
+    return _guarded(path, lambda: _decode_by_kind(path, data))
 
 
 def _decode_by_kind(path: Path, data: bytes) -> LoadedImage:
@@ -255,10 +379,17 @@ def _sniff(path: Path) -> str | None:
     if name.upper() == "DICOMDIR":
         return "DICOMDIR (a DICOM folder index, not an image)"
     try:
-        if path.stat().st_size == 0:
+        st = path.stat()
+        kind = _not_regular_reason(st.st_mode)
+        if kind is not None:
+            return f"not an ordinary file ({kind})"
+        if st.st_size == 0:
             return "empty file"
-        with open(path, "rb") as f:
+        f, _ = _open_regular(path)
+        with f:
             head = f.read(512)
+    except ImageLoadError as e:
+        return "cannot be read (permission denied)" if e.detail == "permission" else "cannot be read"
     except PermissionError:
         return "cannot be read (permission denied)"
     except OSError:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from busapp.core import imageio
+from busapp.core import completeness, imageio
 from busapp.core.imageio import FrameSequence, ImageLoadError, LoadedImage
 
 # MPO (multi-picture JPEG from cameras, opened by the JPEG plugin): frame 0 is the image.
@@ -26,6 +26,49 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, not a h
 Image.init()  # register every plugin once, so that restricting to FORMATS finds them all
 
 
+def _libtiff_paths() -> list[str]:
+    """Where the libtiff that Pillow uses is: mapped into this process (Linux), or beside Pillow."""
+    import glob
+    import os
+    import re
+
+    from PIL import _imaging  # noqa: F401  (loads libtiff)
+
+    found: list[str] = []
+    try:
+        with open("/proc/self/maps") as f:
+            found = sorted(set(re.findall(r"(/\S*libtiff[^/\s]*\.so[^/\s]*)", f.read())))
+    except OSError:
+        pass
+    pil_dir = os.path.dirname(Image.__file__)
+    for pattern in ("../pillow.libs/libtiff*", ".dylibs/libtiff*"):
+        found += glob.glob(os.path.join(pil_dir, pattern))
+    return found
+
+
+def silence_libtiff() -> bool:
+    """libtiff prints warnings and errors about damaged files to stderr ("LZWDecode: Not enough
+    data ..."), which users of the CLI see mixed into its output. Failures still reach busapp as
+    exceptions from Pillow; only the printing is switched off. False where libtiff is not found
+    as a separate library (e.g. linked into Pillow on Windows, where the GUI has no stderr)."""
+    import ctypes
+
+    for path in _libtiff_paths():
+        try:
+            lib = ctypes.CDLL(path)  # the library already loaded: same handlers
+            for fn in (lib.TIFFSetErrorHandler, lib.TIFFSetWarningHandler):
+                fn.restype = ctypes.c_void_p
+                fn.argtypes = [ctypes.c_void_p]
+                fn(None)
+            return True
+        except (OSError, AttributeError):
+            continue
+    return False
+
+
+silence_libtiff()
+
+
 def looks_like_raster(head: bytes) -> bool:
     return head.startswith(_MAGIC)
 
@@ -35,7 +78,17 @@ def _damaged(name: str, e: BaseException) -> ImageLoadError:
                           detail=f"{type(e).__name__}: {e}"[:200])
 
 
+def memory_kind(mode: str) -> str:
+    """The memory class (imageio.BYTES_PER_PIXEL) of a Pillow mode, by the path display_array takes."""
+    if mode in ("1", "L"):
+        return "grey"
+    if mode.startswith("I") or mode == "F":
+        return "grey16"
+    return "colour"  # RGB, RGBA, LA and P (converted through RGB/RGBA), CMYK, ...
+
+
 def _check_size(name: str, im: Image.Image) -> None:
+    """Before decoding: pixels, then the memory the decode and conversions would need."""
     w, h = im.size
     if w < 1 or h < 1:
         raise ImageLoadError(f"{name}: the image has no pixels.", detail="zero size")
@@ -45,6 +98,24 @@ def _check_size(name: str, im: Image.Image) -> None:
             f"busapp opens up to {imageio.MAX_PIXELS // 1_000_000} megapixels).",
             detail="pixel limit",
         )
+    imageio.check_memory(name, w, h, memory_kind(im.mode))
+
+
+def _incomplete(name: str, reason: str) -> ImageLoadError:
+    return ImageLoadError(f"{name}: the image file is incomplete ({reason}); busapp does not show or analyse a partly decoded image.",
+                          detail="incomplete")
+
+
+def _check_whole(name: str, im: Image.Image, data: bytes) -> None:
+    """After decoding: refuse data the decoder filled in (see busapp.core.completeness)."""
+    fmt = im.format
+    reason = None
+    if fmt == "PNG":
+        reason = completeness.png_missing_rows(data)
+    elif fmt in ("JPEG", "MPO"):
+        reason = completeness.jpeg_incomplete(data, np.asarray(im))
+    if reason:
+        raise _incomplete(name, reason)
 
 
 def _palette_is_colour(im: Image.Image) -> bool:
@@ -84,11 +155,13 @@ def _bit_depth(im: Image.Image) -> int:
     return 8
 
 
-def _frame(im: Image.Image, name: str, index: int) -> np.ndarray:
+def _frame(im: Image.Image, name: str, index: int, data: bytes) -> np.ndarray:
     if index:
         im.seek(index)
     _check_size(name, im)
     im.load()
+    if index == 0:
+        _check_whole(name, im, data)
     im = ImageOps.exif_transpose(im)  # camera/phone exports: show the way it was taken
     return np.ascontiguousarray(display_array(im))
 
@@ -113,7 +186,7 @@ def load_raster(path: Path, data: bytes) -> LoadedImage:
                                          f"{imageio.MAX_FRAMES}).", detail="frame limit")
             bits = _bit_depth(im)
             mode = im.mode
-            first = _frame(im, name, 0)
+            first = _frame(im, name, 0, data)
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
@@ -135,7 +208,7 @@ def load_raster(path: Path, data: bytes) -> LoadedImage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with _open(data) as page:
-                    return _frame(page, name, i)
+                    return _frame(page, name, i, data)
         except ImageLoadError:
             raise
         except Exception as e:  # any decoder failure on one page is "damaged", never a crash

@@ -3,12 +3,20 @@
 Every input must end in a LoadedImage (frames uint8 grey/RGB) or an ImageLoadError with a
 message, within the decode time limit: no other exception, no hang. The count is printed and
 asserted (set BUSAPP_FUZZ_EXAMPLES to run more, e.g. overnight).
+
+"cut+end" cuts a file and appends its format's end marker (JPEG EOI, PNG IEND), the damage that
+decoders fill in silently (issue 28, item 2): a PNG or sequential JPEG cut inside its image data
+must be refused, never opened. A second test throws a fixed set of damaged files at busapp in a
+fresh process and checks that native decoders print nothing to stderr.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections import Counter
 from functools import cache
@@ -72,11 +80,34 @@ def seeds() -> tuple[bytes, ...]:
     return tuple(out)
 
 
+_END_MARKERS = {b"\x89PNG": b"\x00\x00\x00\x00IEND\xaeB`\x82", b"\xff\xd8\xff\xe0": b"\xff\xd9"}
+# seed index -> cuts before this offset lose image data: PNG seeds (up to the end of their last IDAT)
+# and the sequential JPEG seed (before its last 16 bytes). Filled in by _cut_oracle().
+_CUT_ORACLE: dict[int, int] = {}
+
+
+def _cut_oracle() -> dict[int, int]:
+    out = {}
+    for i, s in enumerate(seeds()):
+        if s.startswith(b"\x89PNG"):
+            out[i] = s.rfind(b"IDAT") + 4  # inside the last IDAT chunk (its data or CRC)
+        elif s.startswith(b"\xff\xd8") and b"\xff\xc0" in s[:2048]:
+            out[i] = len(s) - 16
+    return out
+
+
 @st.composite
 def mutated(draw) -> tuple[str, bytes]:
     pool = seeds()
-    data = bytearray(pool[draw(st.integers(0, len(pool) - 1))])
-    op = draw(st.sampled_from(["truncate", "flip", "overwrite", "bigint", "splice", "random", "flip+truncate"]))
+    index = draw(st.integers(0, len(pool) - 1))
+    data = bytearray(pool[index])
+    op = draw(st.sampled_from(["truncate", "flip", "overwrite", "bigint", "splice", "random", "flip+truncate",
+                               "cut+end"]))
+    if op == "cut+end":
+        cut = draw(st.integers(0, max(0, len(data) - 1)))
+        end = _END_MARKERS.get(bytes(data[:4]), b"\xff\xd9")
+        must_fail = index in _CUT_ORACLE and cut < _CUT_ORACLE[index]
+        return ("cut+end!" if must_fail else op), bytes(data[:cut]) + end
     if op in ("truncate", "flip+truncate"):
         del data[draw(st.integers(0, max(0, len(data) - 1))) :]
     if op in ("flip", "flip+truncate") and data:
@@ -106,12 +137,16 @@ def test_fuzz_loader(tmp_path, monkeypatch, capsys):
     slowest = [0.0]
     path = tmp_path / "fuzz.bin"
     assert len(seeds()) >= 15 and all(load_image(_write(path, s)).n_frames >= 1 for s in seeds())
+    _CUT_ORACLE.update(_cut_oracle())
+    assert len(_CUT_ORACLE) >= 5
 
     @settings(max_examples=N_EXAMPLES, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck))
     @given(mutated())
     def run(case: tuple[str, bytes]) -> None:
         op, data = case
+        must_fail = op.endswith("!")
+        op = op.rstrip("!")
         stats["tried"] += 1
         stats[f"op:{op}"] += 1
         _write(path, data)
@@ -127,11 +162,13 @@ def test_fuzz_loader(tmp_path, monkeypatch, capsys):
                     continue
                 assert f.dtype == np.uint8 and f.size > 0
                 assert f.ndim == 2 or (f.ndim == 3 and f.shape[2] == 3)
+            assert not must_fail, "a PNG/JPEG cut inside its image data was opened as if whole"
             stats["image"] += 1
         except ImageLoadError as e:
             msg = str(e)
             assert msg.startswith("fuzz.bin: ") and len(msg) > 20 and "Traceback" not in msg
             stats["error"] += 1
+            stats["cut refused"] += must_fail
         elapsed = time.perf_counter() - t
         slowest[0] = max(slowest[0], elapsed)
         assert elapsed < 3 * TIME_LIMIT_S + 5  # load + up to two frames, each under the limit
@@ -142,7 +179,8 @@ def test_fuzz_loader(tmp_path, monkeypatch, capsys):
     with capsys.disabled():
         ops = ", ".join(f"{k[3:]} {v}" for k, v in sorted(stats.items()) if k.startswith("op:"))
         print(f"\nfuzz_loader: {stats['tried']} inputs in {total:.1f} s ({stats['image']} opened, "
-              f"{stats['error']} clear errors, {stats['damaged frame']} damaged frames; slowest {slowest[0]:.2f} s) "
+              f"{stats['error']} clear errors, {stats['damaged frame']} damaged frames, {stats['cut refused']} cut files "
+              f"refused as they must be; slowest {slowest[0]:.2f} s) "
               f"[{ops}]")
     assert stats["tried"] >= min(N_EXAMPLES, 1000)
     assert stats["image"] + stats["error"] == stats["tried"]
@@ -152,3 +190,49 @@ def test_fuzz_loader(tmp_path, monkeypatch, capsys):
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_native_decoders_print_nothing(tmp_path):
+    """Damaged files of every seed kind, opened in a fresh process: stderr stays empty.
+
+    libtiff ("LZWDecode: Not enough data ...") and GDCM print about damaged data; busapp's users
+    get one clear message instead, and the CLI's stderr stays readable.
+    """
+    import random
+
+    rnd = random.Random(5)
+    files = []
+    for si, s in enumerate(seeds()):
+        for k in range(12):
+            d = bytearray(s)
+            if k % 3 == 0:
+                del d[rnd.randrange(len(d)) :]
+            else:
+                for _ in range(rnd.randint(1, 8)):
+                    d[rnd.randrange(len(d))] ^= 1 << rnd.randrange(8)
+            files.append(_write(tmp_path / f"{si}_{k}.bin", bytes(d)))
+    try:  # the frame that makes GDCM abort (tests/core/test_dicom_gdcm_crash.py)
+        from test_dicom_gdcm_crash import _damaged_file
+    except ImportError:
+        _damaged_file = None
+    if _damaged_file is not None:
+        files.append(_damaged_file(tmp_path))
+    code = textwrap.dedent("""
+        import sys
+        from busapp.core.imageio import ImageLoadError, load_image
+        n = 0
+        for p in sys.argv[1:]:
+            try:
+                im = load_image(p)
+                im.frame(im.n_frames - 1)
+            except ImageLoadError:
+                pass
+            n += 1
+        print(n)
+    """)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == str(len(files))
+    assert run.stderr == ""

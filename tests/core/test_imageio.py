@@ -273,3 +273,177 @@ def test_find_images_recursive_with_reasons(tmp_path):
     images2, skipped2 = find_images([good[0], good[0], tmp_path / "missing.png"])
     assert images2 == [good[0]] and skipped2 == [(tmp_path / "missing.png", "does not exist")]
     assert skipped_summary([]) == ""
+
+
+# --- damaged files are refused, never analysed as if whole (issue 28, item 2) ---------------------
+
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "samples" / "case002.png"
+
+
+def _sample(mode: str = "L") -> Image.Image:
+    return Image.open(SAMPLE).convert(mode)
+
+
+def _jpeg(im: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("opts", [{"quality": 90}, {"quality": 85, "restart_marker_blocks": 4},
+                                  {"quality": 75, "subsampling": 0, "optimize": True}, {"progressive": True}],
+                         ids=["baseline", "restart", "444", "progressive"])
+def test_jpeg_cut_short_with_end_marker_is_refused(tmp_path, mode, opts):
+    """A real image cut to 40 % with an end-of-image marker appended: libjpeg fills the rest grey."""
+    data = _jpeg(_sample(mode), **opts)
+    assert load_image(_write_bytes(tmp_path / "whole.jpg", data)).frame(0).shape[:2] == (572, 761)
+    cut = _write_bytes(tmp_path / "cut.jpg", data[: int(len(data) * 0.4)] + b"\xff\xd9")
+    with pytest.raises(ImageLoadError, match=r"^cut\.jpg: the image file is incomplete \(") as e:
+        load_image(cut)
+    assert e.value.detail == "incomplete" and str(e.value).count(".") <= 2  # one sentence
+
+
+def test_jpeg_declaring_10000x10000_over_320x256_of_data_is_refused(tmp_path):
+    import struct
+
+    data = bytearray(_jpeg(_sample("L").resize((320, 256))))
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 10000, 10000)
+    with pytest.raises(ImageLoadError, match="incomplete"):
+        load_image(_write_bytes(tmp_path / "claims.jpg", bytes(data)))
+
+
+def _png(w: int, h: int, rows: bytes, colour_type: int = 0, bit_depth: int = 8) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_png_with_fewer_rows_than_declared_is_refused(tmp_path):
+    """A complete compressed stream that holds a third of the rows: Pillow leaves the rest black."""
+    a = np.asarray(_sample("L"))
+    h, w = a.shape
+    rows = b"".join(b"\x00" + a[i].tobytes() for i in range(h // 3))
+    with pytest.raises(ImageLoadError, match=r"short\.png: the image file is incomplete \(it holds only 33%"):
+        load_image(_write_bytes(tmp_path / "short.png", _png(w, h, rows)))
+    whole = b"".join(b"\x00" + a[i].tobytes() for i in range(h))
+    assert np.array_equal(load_image(_write_bytes(tmp_path / "whole.png", _png(w, h, whole))).frame(0), a)
+
+
+def test_png_declaring_10000x10000_over_320x256_of_data_is_refused(tmp_path):
+    a = np.asarray(_sample("L").resize((320, 256)))
+    rows = b"".join(b"\x00" + a[i].tobytes() + bytes(10000 - 320) for i in range(256))
+    with pytest.raises(ImageLoadError, match="incomplete"):
+        load_image(_write_bytes(tmp_path / "claims.png", _png(10000, 10000, rows)))
+
+
+@pytest.mark.parametrize("fmt,kw", [("PNG", {}), ("PNG", {"optimize": True}), ("JPEG", {"quality": 95}),
+                                    ("JPEG", {"progressive": True, "quality": 60}), ("TIFF", {}), ("BMP", {})])
+def test_real_images_in_every_encoding_still_open(tmp_path, fmt, kw):
+    """No false alarms: real ultrasound images from the data sets, whole, in each encoder setting."""
+    import glob
+
+    paths = sorted(glob.glob("/work/shared/datasets/*/benign/*.png"))[:4] or [str(SAMPLE)]
+    for i, src in enumerate(paths):
+        for mode in ("L", "RGB"):
+            p = _save(tmp_path, f"{i}{mode}.{fmt.lower()}", Image.open(src).convert(mode), format=fmt, **kw)
+            _check_frame(load_image(p).frame(0))
+
+
+# --- memory budget (issue 28, item 5) ------------------------------------------------------------
+
+
+def test_colour_bomb_refused_before_decoding(tmp_path):
+    """A 9999 x 9999 16-bit RGBA PNG of zeros (~800 KB) would need ~5 GB to decode and convert."""
+    import zlib
+
+    w = h = 9999
+    row = b"\x00" * (1 + w * 8)
+    comp = zlib.compressobj(9)
+    raw = b"".join(comp.compress(row) for _ in range(64)) + comp.flush()  # the header alone must stop it
+    p = _write_bytes(tmp_path / "rgba16.png", _png_raw(w, h, raw, colour_type=6, bit_depth=16))
+    t = time.perf_counter()
+    with pytest.raises(ImageLoadError, match=r"too large to open within busapp's memory limit \(9999 x 9999 pixels; "
+                                             r"busapp opens colour images up to \d+ megapixels\)"):
+        load_image(p)
+    assert time.perf_counter() - t < 2
+
+
+def test_memory_budget_by_kind(monkeypatch):
+    monkeypatch.setattr(imageio, "WORK_BYTES", 1000)
+    imageio.check_memory("g.png", 10, 25, "grey")  # 250 px x 4 B
+    with pytest.raises(ImageLoadError, match=r"g\.png: .*colour images up to"):
+        imageio.check_memory("g.png", 10, 25, "colour")
+
+
+def test_frame_cache_is_bounded_in_bytes(monkeypatch):
+    monkeypatch.setattr(imageio, "FRAME_CACHE_BYTES", 3 * 1000)
+    seq = imageio.FrameSequence(10, lambda i: np.full((10, 100), i, np.uint8), "c.dcm")
+    for i in range(10):
+        assert seq[i][0, 0] == i
+    assert len(seq._cache) == 3 and sum(f.nbytes for f in seq._cache.values()) <= 3000
+
+
+def _png_raw(w: int, h: int, idat: bytes, colour_type: int = 0, bit_depth: int = 8) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, colour_type, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+# --- non-regular files and the time limit (issue 28, items 8 and 12) ------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "scan.png"
+    os.mkfifo(fifo)
+    t = time.perf_counter()
+    with pytest.raises(ImageLoadError, match=r"^scan\.png: is a pipe \(FIFO\), not an image file"):
+        load_image(fifo)
+    assert time.perf_counter() - t < 2
+    images, skipped = find_images([tmp_path])
+    assert images == [] and skipped == [(fifo, "not an ordinary file (a pipe (FIFO))")]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_device_is_refused():
+    with pytest.raises(ImageLoadError, match=r"zero: is a device, not an image file"):
+        load_image("/dev/zero")
+
+
+def test_time_limit_counts_processor_time_not_waiting(monkeypatch):
+    """On a loaded machine the decoding thread waits for the CPU: that must not count as decoding.
+
+    Sleeping stands for being descheduled: 0.6 s of wall time with almost no CPU time, under a
+    0.25 s limit. Wall time alone (the old rule) refused it; a CPU-bound loop is still stopped.
+    """
+    monkeypatch.setattr(imageio, "WALL_FACTOR", 8.0)
+    if imageio._thread_cpu_s(__import__("threading").get_ident()) is None:
+        pytest.skip("this OS cannot measure a thread's processor time")
+    assert imageio.run_with_time_limit(lambda: time.sleep(0.6) or "done", 0.25, "slow.png") == "done"
+
+    def spin() -> None:
+        end = time.perf_counter() + 5
+        while time.perf_counter() < end:
+            pass
+
+    t = time.perf_counter()
+    with pytest.raises(ImageLoadError, match=r"slow\.png: reading and decoding took longer than 0\.25 seconds"):
+        imageio.run_with_time_limit(spin, 0.25, "slow.png")
+    assert time.perf_counter() - t < 2.5
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
