@@ -76,8 +76,10 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
             super().__init__()
             self.exposed = False
             self.first_result = False
-            # Folders are scanned off the GUI thread; their images queue when the scan ends.
-            self.scanning = False
+            self.quiet_ticks = 0
+            self.quit_timer = QTimer(self)
+            self.quit_timer.setInterval(100)
+            self.quit_timer.timeout.connect(self.maybe_quit)
 
         def emit(self, what: str) -> None:
             if args.print_timings:
@@ -95,21 +97,17 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
             self.emit("window_shown")
             if args.files:
                 self.emit("files_opened")
-                scanner = getattr(window, "_folder_scanner", None)
-                self.scanning = scanner is not None and any(Path(p).is_dir() for p in args.files)
-                if self.scanning:
-                    scanner.scanned.connect(self.on_scanned)  # after the window's own slot queued them
                 window.open_paths(args.files)
-            self.maybe_quit()
+            if args.quit_when_done:
+                self.quit_timer.start()
 
-        @Slot(object, object)
-        def on_scanned(self, _files: object, _skipped: object) -> None:
-            self.scanning = False
-            QTimer.singleShot(0, self.maybe_quit)
-
+        @Slot()
         def maybe_quit(self) -> None:
-            # Nothing (left) to analyse: quit now; else all_done quits once every image is done.
-            if args.quit_when_done and not self.scanning and window.is_idle():
+            # Folders are scanned off the GUI thread and their images queued when the scan ends, so
+            # "idle" counts only once no scan has run for two ticks (its results are delivered).
+            self.quiet_ticks = 0 if _scan_busy(window) else self.quiet_ticks + 1
+            if self.quiet_ticks >= 2 and window.is_idle():
+                self.quit_timer.stop()
                 QTimer.singleShot(0, window.close)
 
         @Slot(object)
@@ -121,8 +119,8 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
         @Slot()
         def on_all_done(self) -> None:
             self.emit("all_done")
-            if args.quit_when_done and not self.scanning:
-                QTimer.singleShot(0, window.close)
+            if args.quit_when_done:
+                self.maybe_quit()
 
         @Slot(object)
         def on_model_ready(self, _info: object) -> None:
@@ -143,6 +141,13 @@ def _run_gui(args: argparse.Namespace, qt_args: list[str]) -> int:
 
     leave(code)  # quitting must not wait for interpreter teardown (issue 27: <= 0.5 s)
     return code  # pragma: no cover - not reached
+
+
+def _scan_busy(window: object) -> bool:
+    """Whether the window still scans a folder for images (its scan executor's public is_busy())."""
+    scanner = getattr(window, "_scanner", None)
+    busy = getattr(scanner, "is_busy", None)
+    return bool(busy()) if callable(busy) else False
 
 
 if __name__ == "__main__":  # pragma: no cover
