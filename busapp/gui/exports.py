@@ -130,7 +130,9 @@ class ExportController(QObject):
 
             pixels = rec.decoded.pixels if rec.decoded is not None else rec.loaded.frame(a.frame_index)
             calipers = self.window.overlay_controls.calipers_box.isChecked()
-            export_overlay_png(path, pixels, a.prediction.mask, a.measurements, calipers=calipers)
+            edit = getattr(self.window, "outline_edit", None)
+            note = "Outline edited by reader" if edit is not None and edit.is_edited(rec) else None
+            export_overlay_png(path, pixels, a.prediction.mask, a.measurements, calipers=calipers, note=note)
 
         self._export("overlay", ".png", "PNG image (*.png)", "Export overlay", EXPORT_OVERLAY, write)
 

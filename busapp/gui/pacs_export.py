@@ -78,7 +78,9 @@ class DicomExportController(QObject):
                                   outline_edited=bool(edit is not None and edit.is_edited(rec)),
                                   identity=reader.identity(rec) if reader is not None else None)
             pixels = rec.decoded.pixels if rec.decoded is not None else rec.loaded.frame(a.frame_index)
-            overlay = qimage_rgb(render_overlay(pixels, a.prediction.mask, a.measurements))
+            edited = bool(edit is not None and edit.is_edited(rec))
+            overlay = qimage_rgb(render_overlay(pixels, a.prediction.mask, a.measurements,
+                                                note="Outline edited by reader" if edited else None))
             out = write_dicom_exports(rec.path, report_pdf_bytes(d), overlay, folder, rec.sha256,
                                       protected=tuple(r.path for r in w.records()))
         except (DicomExportError, OSError) as e:

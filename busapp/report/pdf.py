@@ -383,7 +383,8 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     pics = [
         ("Image", array_to_qimage(d.image)),
         ("Lesion outline" + (" (EDITED BY READER)" if d.outline_edited else "")
-         + " and calipers (D1 longest, D2 perpendicular)", render_overlay(d.image, d.mask, d.measurements)),
+         + " and calipers (D1 longest, D2 perpendicular)", render_overlay(d.image, d.mask, d.measurements,
+                        note="Outline edited by reader" if d.outline_edited else None)),
     ]
     ih, iw = d.image.shape[:2]
     s = min(w / iw, h_max / ih)

@@ -112,8 +112,10 @@ def render_overlay(
     outline: bool = True,
     calipers: bool = True,
     labels: bool = True,
+    note: str | None = None,
 ) -> QImage:
-    """The image (its own size, RGB) with the lesion fill, outline and (optionally) calipers."""
+    """The image (its own size, RGB) with the lesion fill, outline and (optionally) calipers;
+    ``note`` (e.g. "Outline edited by reader") is written in the top-left corner."""
     base = array_to_qimage(image).convertToFormat(QImage.Format.Format_RGB32)
     if mask is None:
         return base
@@ -137,9 +139,27 @@ def render_overlay(
                 p.drawPath(mask_outline_path(mask))
         if calipers and measurements is not None:
             draw_calipers(p, measurements, scale, labels=labels)
+        if note:
+            draw_note(p, note, scale)
     finally:
         p.end()
     return base
+
+
+def draw_note(p: QPainter, text: str, scale: float = 1.0) -> None:
+    """A short note in the top-left corner, light on a dark box: readable on any image."""
+    font = QFont()
+    font.setPixelSize(max(10, round(13 / scale)))
+    font.setBold(True)
+    p.setFont(font)
+    r = QFontMetricsF(font).boundingRect(text)
+    pad = 4 / scale
+    box = QRectF(6 / scale, 6 / scale, r.width() + 2 * pad, r.height() + 2 * pad)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(20, 22, 26, 210))
+    p.drawRect(box)
+    p.setPen(QColor(*LESION_RGB))
+    p.drawText(box, int(Qt.AlignmentFlag.AlignCenter), text)
 
 
 def qimage_png_bytes(img: QImage) -> bytes:
@@ -158,9 +178,11 @@ def export_overlay_png(
     mask: np.ndarray | None,
     measurements: LesionMeasurements | None = None,
     calipers: bool = True,
+    note: str | None = None,
 ) -> None:
     """File > Export overlay: the image with the overlay (and calipers), full resolution, atomically."""
-    write_bytes_atomic(Path(path), qimage_png_bytes(render_overlay(image, mask, measurements, calipers=calipers)))
+    img = render_overlay(image, mask, measurements, calipers=calipers, note=note)
+    write_bytes_atomic(Path(path), qimage_png_bytes(img))
 
 
 def export_mask_png(path: Path, mask: np.ndarray) -> None:

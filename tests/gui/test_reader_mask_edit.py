@@ -231,3 +231,25 @@ def test_draw_an_outline_where_the_model_found_none(qtbot, shown) -> None:
         click(w.viewer, x, y)
     assert w.viewer.finish_polygon()
     assert rec.analysis.measurements is not None and w.viewer.has_overlay()
+
+
+def test_exported_overlay_says_the_outline_was_edited(qtbot, shown, tmp_path, monkeypatch) -> None:
+    from PIL import Image
+    from PySide6.QtWidgets import QFileDialog
+
+    w, rec = shown
+    out = tmp_path / "overlay.png"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    w.exports.export_overlay()
+    before = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    ed = w.outline_edit.editor(rec)
+    ys, xs = np.nonzero(rec.analysis.prediction.mask)
+    y = float(np.median(ys))
+    ed.paint(xs.max() - 2, y, xs.max() + 8, y, 3)  # a small bump out of the lesion's right side
+    w.outline_edit._apply(rec)
+    assert w.outline_edit.is_edited(rec)
+    out.unlink()
+    w.exports.export_overlay()
+    after = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    corner = (slice(0, 40), slice(0, 200))
+    assert np.abs(after[corner] - before[corner]).sum() > 1000  # the note is drawn in the corner
