@@ -21,7 +21,7 @@ from busapp.core.model_card import Band, CardError, Decision, ModelCard
 from busapp.core.model_card import parse_decision as _parse_decision
 
 NO_THRESHOLD = "no validated threshold"
-CSV_COLUMNS = ("p_malignant", "risk_band", "suspicious", "threshold", "threshold_validated")
+CSV_COLUMNS = ("p_malignant", "risk_band", "suspicious", "threshold", "threshold_validated", "threshold_source")
 
 
 class DecisionError(ValueError):
@@ -71,6 +71,9 @@ class RiskAssessment:
     lesion_found: bool = True  # False when the classifier's top class is "normal"
     bands: tuple[Band, ...] = ()  # for drawing the bar; empty without a validated rule
     note: str | None = None  # why there is no validated threshold, when there is none
+    threshold_source: str | None = None  # "card", or "site" (core.site_threshold, from a local validation)
+    site_note: str | None = None  # the site threshold's justification, in words
+    card_threshold: float | None = None  # the card's own threshold, when a site threshold replaces it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,9 @@ class RiskAssessment:
             "suspicious": self.suspicious,
             "threshold": self.threshold,
             "validated": self.validated,
+            "threshold_source": self.threshold_source,
+            **({"site_threshold": self.site_note, "card_threshold": self.card_threshold}
+               if self.threshold_source == "site" else {}),
             "lesion_found": self.lesion_found,
             "headline": self.headline,
         }
@@ -92,6 +98,7 @@ class RiskAssessment:
             "suspicious": "" if self.suspicious is None else ("yes" if self.suspicious else "no"),
             "threshold": "" if self.threshold is None else f"{self.threshold:.4f}",
             "threshold_validated": "yes" if self.validated else "no",
+            "threshold_source": self.threshold_source or "",
         }
 
     @property
@@ -110,9 +117,26 @@ def _probs(probabilities: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in dict(p).items()}
 
 
-def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | None = None) -> RiskAssessment:
+def _model_sha256(bundle: Any) -> str | None:
+    try:
+        return str(bundle.card["files"]["tflite"]["sha256"])
+    except (AttributeError, KeyError, TypeError):
+        return None
+
+
+def _site_bands(bands: tuple[Band, ...], t: float) -> tuple[Band, ...]:
+    """The card's bands with the suspicious band starting at the site's threshold instead."""
+    below = [b for b in bands[:-1] if b.lower < t]
+    if not below:
+        return (replace(bands[-1], lower=0.0),)
+    return (*below[:-1], replace(below[-1], upper=t), replace(bands[-1], lower=t))
+
+
+def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | None = None,
+           site: Any = None) -> RiskAssessment:
     """The malignancy assessment for one result (a Prediction or a {class: p} dict) under the
-    decision rule in the bundle's (or the given) card."""
+    decision rule in the bundle's (or the given) card. A site threshold (``core.site_threshold``)
+    set for the bundle's model file replaces the card's threshold; ``site=False`` ignores it."""
     probs = _probs(probabilities)
     if "malignant" not in probs:
         raise ValueError("the model has no 'malignant' class")
@@ -130,13 +154,26 @@ def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | Non
             head = f"No lesion found \u2013 p(malignant) {p:.2f}, {NO_THRESHOLD}"
         return RiskAssessment(p, None, None, None, None, False, head, lesion, (),
                               note or "this model's card has no decision rule tested at hospitals it had not seen")
-    band = decision.band_for(p)
-    suspicious = p >= decision.suspicious_threshold
+    if site is None and bundle is not None:
+        from busapp.core import site_threshold
+
+        site = site_threshold.load(_model_sha256(bundle))
+    bands, t, source, site_note = decision.bands, decision.suspicious_threshold, "card", None
+    if site:
+        t, source, site_note = float(site.threshold), "site", site.description
+        top = bands[-1]
+        bands = _site_bands(bands, t)
+        bands = (*bands[:-1], replace(bands[-1], meaning=(
+            f"at this level the model found {site.site_sensitivity:.0%} of this site's {site.n_malignant} cancers "
+            f"in its own validation (the card's {top.meaning or 'figure'} applies from {decision.suspicious_threshold:.2f})")))
+    band = next((b for b in bands if b.lower <= p < b.upper), bands[-1])
+    suspicious = p >= t
     head = f"{band.name[:1].upper()}{band.name[1:]} \u2013 p(malignant) {p:.2f}"
     if not lesion and not suspicious:
         head = f"No lesion found \u2013 p(malignant) {p:.2f} ({band.name})"
-    return RiskAssessment(p, band.name, band.meaning or None, suspicious, decision.suspicious_threshold, True, head,
-                          lesion, decision.bands)
+    return RiskAssessment(p, band.name, band.meaning or None, suspicious, t, True, head, lesion, bands,
+                          threshold_source=source, site_note=site_note,
+                          card_threshold=decision.suspicious_threshold if site else None)
 
 
 def class_summary(prediction: Any) -> str:

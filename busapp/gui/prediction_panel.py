@@ -382,8 +382,12 @@ class PredictionPanel(QWidget):
         if risk.validated:
             meaning = risk.band_meaning or ""
             self.band_meaning.setText(f"{risk.band}: {meaning}" if meaning else str(risk.band))
-            self._set_sub(f"Bands and threshold ({risk.threshold:.2f}) from the model card, validated on "
-                          "hospitals the model had not seen.")
+            if risk.threshold_source == "site":
+                self._set_sub(f"Suspicious from {risk.threshold:.2f}: the {risk.site_note} (the model card's "
+                              f"threshold is {risk.card_threshold:.2f}).")
+            else:
+                self._set_sub(f"Bands and threshold ({risk.threshold:.2f}) from the model card, validated on "
+                              "hospitals the model had not seen.")
         else:
             self.band_meaning.setText(f"No validated threshold: {risk.note}. Read p(malignant) as a model "
                                       "output, not as a decision rule.")

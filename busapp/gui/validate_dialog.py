@@ -73,7 +73,8 @@ class ValidationThread(QThread):
             except OSError as e:
                 self.failed.emit(f"The report could not be written to {self.out_dir} ({describe_os_error(e)}).")
                 return
-            self.finished_run.emit({"figures": run.figures, "paths": paths})
+            self.finished_run.emit({"figures": run.figures, "paths": paths, "run": run, "card": analyzer.bundle.card,
+                                    "model_sha256": str(analyzer.model.sha256)})
         except Exception as e:  # an uncaught exception in a QThread would leave the dialog waiting
             self.failed.emit(f"Validation failed ({type(e).__name__}: {e}).")
 
@@ -124,6 +125,12 @@ class ValidateDialog(QDialog):
         self.open_button = QPushButton("Open report")
         self.open_button.clicked.connect(self._open_report)
         self.open_button.hide()
+        self.site_button = QPushButton("Use as this site's threshold")
+        self.site_button.setToolTip("Replace the model card's suspicious threshold by the one this validation "
+                                    "justifies (sensitivity kept at the card's validated level); stored with this "
+                                    "report in your data folder and audited")
+        self.site_button.clicked.connect(self.set_site_threshold)
+        self.site_button.hide()
         self.run_button = QPushButton("Validate")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self.start)
@@ -133,6 +140,7 @@ class ValidateDialog(QDialog):
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.site_button)
         buttons.addStretch(1)
         for b in (self.run_button, self.cancel_button, close):
             buttons.addWidget(b)
@@ -177,6 +185,7 @@ class ValidateDialog(QDialog):
             return
         self.result = None
         self.open_button.hide()
+        self.site_button.hide()
         self.progress.setRange(0, 0)
         self.progress.show()
         self.status.setText("Loading the model\u2026")
@@ -208,7 +217,21 @@ class ValidateDialog(QDialog):
         f = result["figures"]
         self.status.setText(f"{f['verdict']['text']}\n\nReport: {result['paths']['pdf']}")
         self.open_button.show()
+        self.site_button.setVisible(f["verdict"]["status"] != "insufficient" and f.get("threshold") is not None)
         self.validation_finished.emit(result)
+
+    @Slot()
+    def set_site_threshold(self) -> None:
+        from busapp.core import site_threshold
+
+        r = self.result
+        if not r:
+            return
+        out = site_threshold.set_from_run(r["run"], r["paths"]["json"], r["card"], r["model_sha256"], self.audit)
+        self.status.setText(self.status.text() + "\n\n" + (
+            f"Site threshold set: {out['description']}. Images analysed from now on use it; reopen images "
+            "analysed before." if out["set"] else out["reason"]))
+        self.site_button.hide()
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:

@@ -134,7 +134,11 @@ def risk_lines(r: RiskAssessment | None, warnings: tuple[InputWarning, ...] = ()
     lines = [r.headline]
     if r.validated:
         lines.append(f"{r.band}: {r.band_meaning}" if r.band_meaning else f"Band: {r.band}")
-        lines.append(f"Suspicious-for-malignancy threshold {r.threshold:.2f} (from the model card)")
+        if r.threshold_source == "site":
+            lines.append(f"Suspicious-for-malignancy threshold {r.threshold:.2f}: {r.site_note} "
+                         f"(model card: {r.card_threshold:.2f})")
+        else:
+            lines.append(f"Suspicious-for-malignancy threshold {r.threshold:.2f} (from the model card)")
     else:
         lines.append(f"No validated threshold: {r.note}.")
     lines += [f"Input check: {w.message}" for w in warnings]

@@ -92,3 +92,23 @@ def test_input_warnings_are_shown_and_marked_in_the_list(qtbot, card: dict) -> N
     assert list_detail(a, card).startswith("\u26a0")
     panel.show_result(_analysis({"normal": 0.1, "benign": 0.8, "malignant": 0.1}))
     assert not panel.input_warnings.isVisible()
+
+
+def test_a_site_threshold_is_shown_with_its_justification(qtbot, card: dict) -> None:
+    from busapp.core.risk import assess
+    from busapp.core.site_threshold import SiteThreshold
+    from busapp.report.pdf import risk_lines
+
+    site = SiteThreshold(0.5, "ab" * 32, "cd" * 32, 0.92, 0.94, 64, "2026-12-01T22:00:00+00:00")
+    plain = _analysis({"normal": 0.05, "benign": 0.55, "malignant": 0.40})
+
+    class AtSite(Analysis):
+        risk = assess(plain.prediction, card=card, site=site)
+
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    panel.set_card(card)
+    panel.show_result(AtSite(plain.prediction, None, None, QPainterPath(), 0.01))
+    assert panel.headline.text().startswith("Intermediate")  # 0.40: suspicious by the card, not at this site
+    assert "site threshold 0.50" in panel.subline.text() and "0.30" in panel.subline.text()
+    assert any("site threshold 0.50" in line and "model card: 0.30" in line for line in risk_lines(AtSite.risk))

@@ -28,6 +28,7 @@ def test_validate_dialog_runs_in_the_background(qtbot, tmp_path: Path, data_root
     assert json.loads(Path(paths["json"]).read_text())["n_images"] == 3
     assert "Not enough images for a verdict" in dlg.status.text()
     assert dlg.open_button.isVisible() or not dlg.isVisible()
+    assert not dlg.site_button.isVisibleTo(dlg)  # 3 images justify no site threshold
     qtbot.waitUntil(lambda: not dlg.thread.isRunning(), timeout=10_000)
 
 
