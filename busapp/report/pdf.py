@@ -331,8 +331,13 @@ def _paint_risk(p: QPainter, pen: _Pen, r: RiskAssessment, warnings: tuple[Input
         pen.text(line, 9, bold=warn, colour=QColor(170, 90, 0) if warn else QColor(60, 60, 60))
 
 
-def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
-    """Draw the one-page report inside ``page`` (device pixels at ``dpi``)."""
+def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float, picture_mm: float | None = None,
+                 new_page: Any = None) -> float:
+    """Draw the one-page report inside ``page`` (device pixels at ``dpi``); the two pictures are at
+    most ``picture_mm`` tall (default: what fits, ``fit_picture_mm``). Returns how far down the
+    content above the footer reached (device pixels): below the footer's top, it overlaps. With
+    ``new_page`` (the PDF writer's ``newPage``), the model section that no longer fits on page 1
+    (patient header, risk and reader's sections all shown) goes on a page 2 instead."""
     pen = _Pen(p, page, dpi)
     mm = pen.mm
     p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -383,7 +388,7 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     gap = mm(5)
     w = (page.width() - gap) / 2
     # Room for the reader's part and the patient header where they are shown: one page always.
-    h_max = mm(78 - (18 if d.reader is not None or d.outline_edited else 0) - (16 if d.identity is not None else 0))
+    h_max = mm(picture_mm if picture_mm is not None else fit_picture_mm(d, dpi))
     pics = [
         ("Image", array_to_qimage(d.image)),
         ("Lesion outline" + (" (EDITED BY READER)" if d.outline_edited else "")
@@ -455,6 +460,18 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
 
     paint_reader_section(pen, d)
 
+    pages = 1
+    needed = mm(8) + (len(_metric_rows(d.card)) + 2) * mm(4.4)
+    if new_page is not None and pen.y + needed > page.bottom() - mm(11):  # only offered when it overflows
+        _paint_footer(p, pen, page, when, "page 1 of 2")
+        new_page()
+        pen.y = page.top()
+        pages = 2
+        who = (f"{d.identity.name or 'Name not given'} \u00b7 ID {d.identity.patient_id or '-'} \u00b7 "
+               if d.identity is not None else "")
+        pen.text(f"{who}{d.file_name} \u00b7 SHA-256 {d.sha256[:16]}\u2026 \u00b7 continued from page 1", 8.5,
+                 colour=QColor(80, 80, 80))  # every page says whose report it is
+
     pen.heading("Model")
     created = d.card.get("created", "")
     pen.text(f"Model: {d.model_name} {d.model_version}" + (f" ({created})" if created else ""), 9.5, bold=True)
@@ -469,9 +486,15 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     else:
         pen.text("The model card has no test metrics.", 9, colour=QColor(170, 90, 0))
 
-    # Footer at the bottom of the page.
+    content_bottom = pen.y
+    _paint_footer(p, pen, page, when, f"page {pages} of {pages}")
+    return content_bottom
+
+
+def _paint_footer(p: QPainter, pen: _Pen, page: QRectF, when: str, page_text: str) -> None:
+    """Footer at the bottom of the page."""
+    mm = pen.mm
     pen.font(7.5)
-    p.setPen(QColor(110, 110, 110))
     foot = QRectF(page.left(), page.bottom() - mm(9), page.width(), mm(9))
     p.setPen(QPen(QColor(180, 180, 180), mm(0.2)))
     p.drawLine(foot.left(), foot.top(), foot.right(), foot.top())
@@ -479,8 +502,44 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float) -> None:
     p.drawText(
         foot.adjusted(0, mm(1), 0, 0),
         int(Qt.TextFlag.TextWordWrap),
-        f"busapp {__version__} - {when} - page 1 of 1. {DISCLAIMER}",
+        f"busapp {__version__} - {when} - {page_text}. {DISCLAIMER}",
     )
+
+
+PICTURE_MM, MIN_PICTURE_MM = 78.0, 50.0  # below 50 mm the pictures stop being useful: page 2 instead
+
+
+def fit_picture_mm(d: ReportData, dpi: float = DPI) -> float:
+    """The picture height (mm) with which the report fits its page (see ``fit_page``)."""
+    return fit_page(d, dpi)[0]
+
+
+def fit_page(d: ReportData, dpi: float = DPI) -> tuple[float, bool]:
+    """The tallest pictures with which everything fits above the footer on the one page: the
+    sections shown vary (patient header, risk, reader's assessment), so lay the page out on a
+    1-pixel device of the same resolution (same font metrics, nothing drawn) and shrink the
+    pictures by what overflows. Returns (height in mm, whether everything fits on one page)."""
+    probe = QImage(1, 1, QImage.Format.Format_RGB32)
+    dpm = round(dpi / 0.0254)
+    probe.setDotsPerMeterX(dpm)
+    probe.setDotsPerMeterY(dpm)
+    page = _page_rect(dpi)
+    k = dpi / 25.4
+    limit = page.bottom() - 11 * k  # the footer's top, less a little air
+    ih, iw = d.image.shape[:2]
+    width_mm = (page.width() - 5 * k) / 2 / k
+    mm_now = min(PICTURE_MM, width_mm * ih / iw)  # the height the pictures really take
+    for _ in range(3):
+        p = QPainter(probe)
+        try:
+            bottom = paint_report(p, d, page, dpi, picture_mm=mm_now)
+        finally:
+            p.end()
+        over = (bottom - limit) / k
+        if over <= 0 or mm_now <= MIN_PICTURE_MM:
+            break
+        mm_now = max(MIN_PICTURE_MM, mm_now - over)
+    return mm_now, over <= 0
 
 
 def _page_rect(dpi: float) -> QRectF:
@@ -501,7 +560,8 @@ def report_pdf_bytes(d: ReportData) -> bytes:
     w.setCreator(f"busapp {__version__}")
     p = QPainter(w)
     try:
-        paint_report(p, d, _page_rect(DPI), DPI)
+        picture_mm, fits = fit_page(d, DPI)
+        paint_report(p, d, _page_rect(DPI), DPI, picture_mm, new_page=None if fits else w.newPage)
     finally:
         p.end()
     buf.close()

@@ -101,3 +101,34 @@ def test_person_name_formatting(pn: str, expected: str) -> None:
     from busapp.core.patient_identity import _person
 
     assert _person(pn) == expected
+
+
+def test_full_report_never_overlaps_its_footer(qapp, tmp_path, sample_images) -> None:
+    """Patient header, risk, edited outline and reader's assessment all shown: what does not fit on
+    page 1 goes to page 2, which names the patient again; a plain report stays on one page."""
+    from pypdf import PdfReader
+
+    from busapp.core.imageio import load_image
+    from busapp.core.predictor import Prediction
+    from busapp.core.reader import ReaderAssessment
+    from busapp.report.pdf import build_report_data, fit_picture_mm, report_pdf_bytes
+
+    f = make_patient_dicom(sample_images[0], tmp_path / "p.dcm")
+    li = load_image(f)
+    mask = np.zeros((li.height, li.width), bool)
+    mask[100:200, 150:300] = True
+    pred = Prediction("benign", {"normal": 0.04, "benign": 0.54, "malignant": 0.42}, mask, "busnet", "1", True)
+    card = {"metrics": {"test": {k: {"value": 0.8, "ci95": [0.7, 0.9]} for k in (
+        "accuracy", "macro_f1", "sensitivity_normal", "sensitivity_benign", "sensitivity_malignant",
+        "auc_benign_vs_malignant", "dice_mean")}}}
+    a = ReaderAssessment(reader="Dr A", ai_result="rejected", birads="4B", comment="See prior. " * 8,
+                         outline_edited=True)
+    full = build_report_data(li, pred, None, card, sha256="0" * 64, reader=a, identity=read_identity(f))
+    pages = PdfReader(__import__("io").BytesIO(report_pdf_bytes(full))).pages
+    assert 1 <= len(pages) <= 2
+    texts = [" ".join(pg.extract_text().split()) for pg in pages]
+    assert all(PID in t for t in texts)  # every page names the patient
+    assert f"page {len(pages)} of {len(pages)}" in texts[-1]
+    assert fit_picture_mm(full) >= 50
+    plain = build_report_data(load_image(sample_images[0]), pred, None, card, sha256="0" * 64)
+    assert len(PdfReader(__import__("io").BytesIO(report_pdf_bytes(plain))).pages) == 1
