@@ -118,7 +118,8 @@ def test_figures(bundle: Path, data_root: Path, t: float, n_boot: int) -> dict:
 
 
 def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, out_dir: Path, data_root: Path,
-            n_boot: int = 1000, gate_report: dict | None = None) -> dict:
+            n_boot: int = 1000, gate_report: dict | None = None, input_check: dict | None = None) -> dict:
+    from busapp.training.card_writer import write_card
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
     from busapp.training.members import load_member
@@ -172,6 +173,7 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
         },
         "second_stage": {**stage.to_card(),
                          "fitted_on": "the leave-one-site-out outputs of all three held-out sites' development images"},
+        **({"input_check": input_check} if input_check else {}),
         "decision": {
             "score": "p_malignant",
             "suspicious_threshold": t,
@@ -226,9 +228,10 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
             "Decision support only: every result must be read by a qualified clinician.",
         ],
     }
-    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out_dir / "card.json", card)  # the predictor reads it; the test figures follow
     card["metrics"].update(test_figures(out_dir, data_root, t, n_boot))
-    (out_dir / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    card["metrics"]["n_test_images"] = sum(v["n_images"] for v in card["metrics"]["test_by_dataset"].values())
+    write_card(out_dir / "card.json", card)
     return card
 
 
@@ -245,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--input-check", type=Path, default=None,
+                   help="the input check's fitted block (scripts/fit_input_check.py) for the card")
     args = p.parse_args(argv)
     if args.out.exists() and not (args.out / "card.json").exists():
         raise SystemExit(f"{args.out} exists and is not a model bundle")
@@ -255,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp.mkdir(parents=True)
         shutil.copy2(args.out / "card.json", tmp / "card.json")
     card = release(args.recipe, args.all, [Path(d) for d in args.held_out.split(",")], args.stage, tmp,
-                   args.data or default_data_root(), args.bootstrap)
+                   args.data or default_data_root(), args.bootstrap,
+                   input_check=json.loads(args.input_check.read_text()) if args.input_check else None)
     print(json.dumps({k: card["metrics"][k] for k in ("test",)}, indent=1)[:3000])
     return 0
 

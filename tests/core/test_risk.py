@@ -53,9 +53,17 @@ def test_suspicious_meaning_comes_from_the_measured_sensitivities(decision_bundl
     assert low.band_meaning == DECISION["bands"][0]["meaning"]
 
 
-def test_card_without_decision_says_no_validated_threshold(bundle_dir: Path) -> None:
-    bundle = load_bundle(bundle_dir)
-    assert "decision" not in bundle.card  # today's 1.5.0; update this test when busnet 2 ships
+def test_card_without_decision_says_no_validated_threshold(bundle_dir: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    copy = tmp_path / "no-decision"
+    shutil.copytree(bundle_dir, copy)  # a card like 1.5.0's: no decision rule validated on other sites
+    card = json.loads((copy / "card.json").read_text())
+    del card["decision"]
+    (copy / "card.json").write_text(json.dumps(card))
+    bundle = load_bundle(copy)
+    assert "decision" not in bundle.card
     r = assess(probs(0.02, 0.03, 0.95), bundle)
     assert (r.validated, r.band, r.suspicious, r.threshold) == (False, None, None, None)
     assert NO_THRESHOLD in r.headline and "0.95" in r.headline
