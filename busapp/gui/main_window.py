@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal, Slot
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QIcon,
     QKeySequence,
     QPixmap,
+    QShowEvent,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -75,6 +76,7 @@ OPEN_FILTER = (
     "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom *.ima);;"
     "DICOM (*.dcm *.dicom *.ima);;All files (*)"
 )
+MODEL_LOAD_DELAY_MS = 30  # let the window's first frame paint before the model's imports compete with it
 PREFERRED_SIZE = QSize(1440, 900)
 SCREEN_FRACTION = 0.9
 
@@ -134,9 +136,7 @@ class MainWindow(QMainWindow):
         self._scanner = SerialExecutor("busapp-folder-scan")  # one scan at a time: drop order kept
         self._recent = RecentImages()  # which images keep their pixels (memory stays bounded)
         self._opening: dict[int, bool | None] = {}  # files being opened: opened (True), failed, not yet
-        # Load and warm the model now, while the window is built and appears: the first image
-        # dropped finds it ready (issue 27). Results arrive through the event loop, after the widgets exist.
-        self._tasks.watch(self._worker.load_model(), on_result=self._on_model_ready, on_error=self._on_model_failed)
+        self._model_requested = False  # the model is loaded when the window shows, or at the first file
 
         self.setWindowTitle(APP_NAME)
         if not self.app_icon.isNull():
@@ -520,6 +520,21 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------
     # window events
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._model_requested:  # after the first frame has painted: imports hold the GIL
+            QTimer.singleShot(MODEL_LOAD_DELAY_MS, self._request_model)
+
+    @Slot()
+    def _request_model(self) -> None:
+        """Load the model (verified, first inference done), then warm the rest of the path when
+        idle: a drop at any moment after that finds everything ready (issue 27)."""
+        if self._model_requested or self._closing:
+            return
+        self._model_requested = True
+        self._tasks.watch(self._worker.load_model(), on_result=self._on_model_ready, on_error=self._on_model_failed)
+        self._worker.warm_up()
+
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_settings()
         self.tools.shutdown()
@@ -558,6 +573,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------
     # background work: submitted here, results delivered here (on the GUI thread, never stale)
     def _submit_open(self, rec: ImageRecord) -> None:
+        self._request_model()  # ahead of the file (files opened before the window shows)
         job = rec.job_id
         self._tasks.watch(self._worker.open(job, rec.path),
                           on_progress=lambda v: self._on_open_progress(job, v),

@@ -4,8 +4,9 @@
 window watches them with a ``qt_tasks.TaskBridge``, which calls it back on the GUI thread. The jobs:
 
 * ``load_model()``: builds the ``core.analysis.Analyzer`` (predictor, calibration store, audit
-  log) and runs one warm-up inference, so the first image a user drops does not pay for it.
-  Submitted as the window appears, ahead of any image.
+  log); submitted as the window appears, ahead of any image. ``warm_up()`` then runs LiteRT's
+  first (slow) inference and the whole path once on a bundled sample, when no image is waiting
+  (an image that arrives stops it), so a drop after that does not pay for first calls.
 * ``open(job, path)``: decode, hash (sha256, for calibrations, reports and the audit log), build
   the display image and thumbnail and ``report`` them (the viewer shows the image before the
   model has run), then analyse frame 0 and build the overlay. Returns an ``Analysis``.
@@ -47,7 +48,7 @@ LESION_RGB = (255, 200, 61)  # warm yellow: stands out on grey ultrasound, not "
 # The fill is a paler tone of the outline colour: at the default 50 % opacity it tints the lesion
 # without flattening its echo texture, while the saturated outline marks the border.
 LESION_FILL_RGB = (240, 214, 150)
-PRIORITY_MODEL, PRIORITY_SHOWN, PRIORITY_FILE = 0, 1, 2  # lower runs first
+PRIORITY_MODEL, PRIORITY_SHOWN, PRIORITY_FILE, PRIORITY_IDLE = 0, 1, 2, 3  # lower runs first
 WARMUP_SHAPE = (480, 640)  # about a BUSI image: warms preprocessing and LiteRT's first invoke
 STARTED = "started"  # first progress value of an ``open`` task: the file is being read now
 
@@ -179,8 +180,13 @@ class AnalysisWorker:
         """Load and warm the model now (result: ``ModelInfo``; error: the loading exception)."""
         return self.executor.submit(self._load_model_job, key="model", priority=PRIORITY_MODEL)
 
+    def warm_up(self) -> Task:
+        """One unrecorded pass of the whole path on a bundled sample, after any waiting image."""
+        return self.executor.submit(self._warm_up_job, key="warm-up", priority=PRIORITY_IDLE)
+
     def open(self, job_id: int, path: Path, *, priority: int = PRIORITY_FILE) -> Task:
         """Progress: ``STARTED``, then a ``DecodedImage``; result: an ``Analysis``."""
+        self.executor.cancel("warm-up")  # stops at its next stage: the user's image goes first
         return self.executor.submit(self._open_job, Path(path), key=("file", job_id), priority=priority)
 
     def analyse_frame(self, job_id: int, loaded: LoadedImage, frame: int, sha256: str | None) -> Task:
@@ -226,7 +232,6 @@ class AnalysisWorker:
             if self._model_error is None:
                 try:
                     self._analyzer = self._make_analyzer()
-                    self._warm_up(self._analyzer)
                 except Exception as e:
                     self._model_error = e
             if self._model_error is not None:
@@ -234,18 +239,40 @@ class AnalysisWorker:
         assert self._analyzer is not None
         return self._analyzer
 
-    @staticmethod
-    def _warm_up(analyzer: Any) -> None:
-        """One inference on a blank image: LiteRT's first invoke (and the imports) cost most."""
+    def _warm_up_job(self, task: Task) -> None:
+        """The whole path once on a bundled sample (read, decode, model, measurements, checks,
+        overlay): the decoders' and the checks' first calls and the lazy imports cost more than a
+        whole later image. No audit record, no calibration lookup: it is not a user's image."""
         import numpy as np
 
-        import busapp.core.imageio  # decoders: on this thread rather than on the first drop
-        import busapp.report.render  # noqa: F401
+        from busapp.core.imageio import load_image
+        from busapp.resources import sample_images
 
-        predictor = getattr(analyzer, "predictor", None)
-        if predictor is not None:
-            predictor.predict(np.zeros(WARMUP_SHAPE, np.uint8))
-        mask_fill_image(np.zeros((8, 8), bool))
+        predictor = getattr(self._ensure_analyzer(), "predictor", None)
+        if predictor is None:  # a stand-in analyzer (tests)
+            return
+        predictor.predict(np.zeros(WARMUP_SHAPE, np.uint8))  # LiteRT's first invoke: several later ones long
+        task.check()
+        samples = sample_images()
+        if not samples:
+            overlay_of(np.ones((8, 8), bool))
+            return
+        from busapp.core.analysis import Analyzer
+        from busapp.report.render import array_to_qimage
+
+        loaded = load_image(samples[0])
+        thumbnail_of(array_to_qimage(loaded.frame(0)))
+        task.check()  # a user's image has arrived: it goes first (and warms the rest itself)
+        r = Analyzer(predictor).analyze(loaded, 0, source="warm-up", sha256="0" * 64)
+        task.check()
+        mask = r.prediction.mask
+        if not mask.any():  # still warm the measurements and the overlay
+            from busapp.core.measure import measure_lesion
+
+            mask = np.zeros(mask.shape, bool)
+            mask[mask.shape[0] // 3: mask.shape[0] // 2, mask.shape[1] // 3: mask.shape[1] // 2] = True
+            measure_lesion(loaded, mask)
+        overlay_of(mask)
 
     def _load_model_job(self, task: Task) -> ModelInfo:
         b = self._ensure_analyzer().predictor.bundle

@@ -63,7 +63,9 @@ def test_open_reports_the_image_then_the_analysis(fake, tmp_path: Path, sample_i
     try:
         info = worker.load_model().result(30)
         assert isinstance(info, ModelInfo) and info.version == fake.bundle.version
-        assert len(fake.calls) == 1  # the warm-up inference, before any image
+        worker.warm_up().result(30)
+        assert fake.calls  # the warm-up inferences (blank image, bundled sample), before any image
+        fake.calls.clear()
         progress, a = run_open(worker, sample_images[0])
     finally:
         assert worker.shutdown(2.0)
@@ -145,7 +147,7 @@ def test_a_newer_frame_request_supersedes_an_unstarted_one(fake, tmp_path: Path,
     finally:
         worker.shutdown(2.0)
     assert a.frame_index == 4 and a.n_frames == 5 and a.result.frame == 4
-    assert len(fake.calls) == 3  # warm-up, frame 1, frame 4: never frame 2
+    assert len(fake.calls) == 2  # frame 1, frame 4: never frame 2
 
 
 def test_cancelled_jobs_do_not_run_and_shutdown_is_prompt(fake, tmp_path: Path, sample_images) -> None:
