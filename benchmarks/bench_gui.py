@@ -107,14 +107,27 @@ def _window(tmp: Path):
 
 
 def _wait(app, cond, timeout: float = 120.0) -> None:
-    from PySide6.QtCore import QEventLoop
+    """Run the event loop (idle like the app's, not spinning: a spinning loop would take the GIL
+    from the worker) until ``cond()``, checked every millisecond."""
+    from PySide6.QtCore import QEventLoop, QTimer
 
+    if cond():
+        return
+    loop = QEventLoop()
     end = time.perf_counter() + timeout
-    flags = QEventLoop.ProcessEventsFlag.AllEvents
-    while not cond():
-        if time.perf_counter() > end:
-            raise SystemExit("timed out waiting")
-        app.processEvents(flags, 5)
+    timer = QTimer()
+    timer.setInterval(1)
+
+    def check() -> None:
+        if cond() or time.perf_counter() > end:
+            loop.quit()
+
+    timer.timeout.connect(check)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    if not cond():
+        raise SystemExit("timed out waiting")
 
 
 # -- next image -------------------------------------------------------------------------------------

@@ -46,6 +46,22 @@ def _fit(thumb: QPixmap, dpr: float) -> QPixmap:
 
 
 class _ItemDelegate(QStyledItemDelegate):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._fonts: dict[str, tuple[QFont, QFontMetrics, QFont, QFontMetrics]] = {}
+
+    def fonts(self, base: QFont) -> tuple[QFont, QFontMetrics, QFont, QFontMetrics]:
+        """Name font and metrics, detail font and metrics: made once per base font, not per row paint."""
+        key = base.key()
+        found = self._fonts.get(key)
+        if found is None:
+            name_font = QFont(base)
+            name_font.setWeight(QFont.Weight.DemiBold)
+            small = QFont(base)
+            small.setPointSizeF(max(7.0, base.pointSizeF() * 0.92))
+            found = self._fonts[key] = (name_font, QFontMetrics(name_font), small, QFontMetrics(small))
+        return found
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return QSize(option.rect.width() or 220, ROW_HEIGHT)
 
@@ -77,19 +93,14 @@ class _ItemDelegate(QStyledItemDelegate):
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "!")
         x = box.right() + 10
         text_w = r.right() - x - 8
-        name_font = QFont(option.font)
-        name_font.setWeight(QFont.Weight.DemiBold)
+        name_font, fm, small, fm2 = self.fonts(option.font)
         painter.setFont(name_font)
         painter.setPen(QColor(232, 234, 237))
-        fm = QFontMetrics(name_font)
         name = fm.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole) or ""), Qt.TextElideMode.ElideMiddle, text_w)
         painter.drawText(QRect(x, r.top() + 12, text_w, fm.height()), Qt.AlignmentFlag.AlignLeft, name)
 
         detail = index.data(DETAIL_ROLE) or STATUS_TEXT.get(status, status)
-        small = QFont(option.font)
-        small.setPointSizeF(max(7.0, option.font.pointSizeF() * 0.92))
         painter.setFont(small)
-        fm2 = QFontMetrics(small)
         # A small status dot before the second line.
         dot = QColor(STATUS_COLOUR.get(status, STATUS_COLOUR[QUEUED]))
         cy = r.top() + 14 + fm.height() + fm2.height() // 2
