@@ -336,6 +336,27 @@ def test_png_with_fewer_rows_than_declared_is_refused(tmp_path):
     assert np.array_equal(load_image(_write_bytes(tmp_path / "whole.png", _png(w, h, whole))).frame(0), a)
 
 
+def test_interlaced_png_whole_opens_and_cut_is_refused(tmp_path):
+    """Adam7: seven passes of sub-images; the expected data size is their sum."""
+    import struct
+    import zlib
+
+    a = np.asarray(_sample("L").crop((0, 0, 101, 77)))
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    raw = b"".join(b"\x00" + row.tobytes() for x0, y0, dx, dy in passes for row in a[y0::dy, x0::dx] if row.size)
+
+    def png(data: bytes) -> bytes:
+        def chunk(kind: bytes, payload: bytes) -> bytes:
+            return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+        ihdr = struct.pack(">IIBBBBB", a.shape[1], a.shape[0], 8, 0, 0, 0, 1)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(data)) + chunk(b"IEND", b"")
+
+    assert np.array_equal(load_image(_write_bytes(tmp_path / "i.png", png(raw))).frame(0), a)
+    with pytest.raises(ImageLoadError, match="incomplete"):
+        load_image(_write_bytes(tmp_path / "cut.png", png(raw[: len(raw) * 3 // 4])))
+
+
 def test_png_declaring_10000x10000_over_320x256_of_data_is_refused(tmp_path):
     a = np.asarray(_sample("L").resize((320, 256)))
     rows = b"".join(b"\x00" + a[i].tobytes() + bytes(10000 - 320) for i in range(256))
