@@ -60,7 +60,7 @@ WALL_FACTOR = 4.0
 # decode + display conversion + the analysis' grey conversion may use WORK_BYTES; the rest is for the
 # app, the model and Qt. Bytes per pixel at the peak of that chain, measured by the benchmark:
 WORK_BYTES = 1 << 30
-BYTES_PER_PIXEL = {"grey": 4, "grey16": 24, "colour": 48}
+BYTES_PER_PIXEL = {"grey": 4, "grey16": 24, "colour": 56}  # colour: 48 measured, + margin for the GUI
 _KIND_WORDS = {"grey": "8-bit grey", "grey16": "16-bit or wider grey", "colour": "colour"}
 FRAME_CACHE_BYTES = 256 << 20  # decoded cine frames kept in memory
 
@@ -114,11 +114,24 @@ def check_memory(name: str, width: int, height: int, kind: str) -> None:
 T = TypeVar("T")
 
 
-def _thread_cpu_s(ident: int | None) -> float | None:
-    """Processor time used so far by the thread ``ident`` (None where the OS cannot tell)."""
+def _own_cpu_clock() -> int | None:
+    """The calling thread's CPU-time clock id (None where the OS has none).
+
+    Taken by the thread itself: a clock id names a kernel thread, so reading it after the thread
+    has ended fails cleanly, unlike asking pthreads about a thread that may be gone.
+    """
     try:
-        return time.clock_gettime(time.pthread_getcpuclockid(ident))  # type: ignore[arg-type]
-    except (AttributeError, OSError, TypeError, OverflowError):  # Windows, macOS without the call
+        return time.pthread_getcpuclockid(threading.get_ident())
+    except (AttributeError, OSError):  # Windows, some macOS builds
+        return None
+
+
+def _clock_s(clock: int | None) -> float | None:
+    if clock is None:
+        return None
+    try:
+        return time.clock_gettime(clock)
+    except OSError:  # the thread has ended
         return None
 
 
@@ -134,8 +147,11 @@ def run_with_time_limit(fn: Callable[[], T], timeout_s: float, name: str) -> T:
     file-size limits make such runaway decodes bounded in the first place.
     """
     result: dict[str, Any] = {}
+    started = threading.Event()
 
     def target() -> None:
+        result["clock"] = _own_cpu_clock()
+        started.set()
         try:
             result["value"] = fn()
         except BaseException as e:  # handed to the caller's thread below
@@ -144,14 +160,15 @@ def run_with_time_limit(fn: Callable[[], T], timeout_s: float, name: str) -> T:
     t = threading.Thread(target=target, name="busapp-decode", daemon=True)
     start = time.monotonic()
     t.start()
-    cpu_known = _thread_cpu_s(t.ident) is not None
-    wall_limit = timeout_s * WALL_FACTOR if cpu_known else timeout_s
+    started.wait(timeout_s)
+    clock = result.get("clock")
+    wall_limit = timeout_s * WALL_FACTOR if clock is not None else timeout_s
     poll = min(0.25, max(timeout_s / 20, 0.005))
     while True:
         t.join(poll)
         if not t.is_alive():
             break
-        cpu = _thread_cpu_s(t.ident) if cpu_known else None
+        cpu = _clock_s(clock)
         if (cpu is not None and cpu > timeout_s) or time.monotonic() - start > wall_limit:
             raise ImageLoadError(
                 f"{name}: reading and decoding took longer than {timeout_s:g} seconds, so busapp stopped. "
