@@ -277,7 +277,7 @@ def _not_regular_reason(mode: int) -> str | None:
     return "not an ordinary file"
 
 
-def _open_regular(path: Path) -> tuple[Any, int]:
+def _open_regular(path: Path, check_size: bool = True) -> tuple[Any, int]:
     """Open ``path`` read-only after checking that it is a regular file of a size busapp opens.
 
     Opened non-blocking and checked on the open descriptor, so a FIFO (or a file swapped for one
@@ -302,7 +302,7 @@ def _open_regular(path: Path) -> tuple[Any, int]:
             raise ImageLoadError(f"{name}: is {kind}, not an image file, so busapp does not read it.",
                                  detail="not a regular file")
         size = st.st_size
-        if size > MAX_FILE_BYTES:
+        if check_size and size > MAX_FILE_BYTES:
             os.close(fd)
             raise ImageLoadError(
                 f"{name}: the file is too large to open ({size / 2**20:.0f} MB; "
@@ -402,7 +402,7 @@ def _sniff(path: Path) -> str | None:
             return f"not an ordinary file ({kind})"
         if st.st_size == 0:
             return "empty file"
-        f, _ = _open_regular(path)
+        f, _ = _open_regular(path, check_size=False)  # too large: said when it is opened
         with f:
             head = f.read(512)
     except ImageLoadError as e:

@@ -198,6 +198,7 @@ def test_file_size_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(imageio, "MAX_FILE_BYTES", 10)
     with pytest.raises(ImageLoadError, match="file is too large"):
         load_image(p)
+    assert find_images([tmp_path]) == ([p], [])  # found in a folder; the reason comes when it is opened
 
 
 def test_decode_time_limit(tmp_path, monkeypatch):
