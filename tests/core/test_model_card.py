@@ -12,12 +12,24 @@ from busapp.core import card_format as fmt
 from busapp.core.model_bundle import ModelBundleError, load_bundle
 from busapp.core.model_card import CardError, ModelCard
 
-CARD = Path(__file__).resolve().parents[2] / "models" / "busnet" / "card.json"
+REPO = Path(__file__).resolve().parents[2]
+CARD = REPO / "models" / "busnet" / "card.json"
+# busnet 1.5.0's card as it shipped (two sites, no decision rule): the older shape every reader must
+# still take (a hospital may keep an older bundle).
+LEGACY = REPO / "tests" / "data" / "card-busnet-1.5.0.json"
 SITES = ("busi", "breast_lesions_usg", "bus_uclm")
 
 
 def raw() -> dict:
-    return json.loads(CARD.read_text())
+    return json.loads(LEGACY.read_text())
+
+
+def test_shipped_busnet2_card_reads_with_its_decision_and_three_sites():
+    card = ModelCard.from_dict(json.loads(CARD.read_text()))
+    assert card.version.startswith("2.") and card.input_size == 192
+    assert card.decision is not None and set(card.decision.per_site) == set(SITES)
+    assert set(card.metrics.test_by_dataset) == set(SITES) and card.second_stage is not None
+    assert card.input_check is not None
 
 
 def fig(v: float, lo: float, hi: float) -> dict:
@@ -45,7 +57,7 @@ def busnet2_card() -> dict:
     return card
 
 
-def test_committed_card_reads_as_typed_fields_and_as_its_json():
+def test_legacy_card_reads_as_typed_fields_and_as_its_json():
     card = ModelCard.from_dict(raw())
     assert card.classes == ("normal", "benign", "malignant") and card.input_size == 256
     assert card.files["tflite"].path == "busnet.tflite" and len(card.files["tflite"].sha256) == 64

@@ -57,7 +57,9 @@ def test_report_without_decision_says_no_validated_threshold(sample_images: list
                                                              qapp) -> None:
     loaded = load_image(sample_images[0])
     pred = _pred(loaded, {"normal": 0.9, "benign": 0.08, "malignant": 0.02})
-    data = build_report_data(loaded, pred, None, load_bundle(bundle_dir).card)
+    legacy = dict(load_bundle(bundle_dir).card)
+    legacy.pop("decision")  # a card like 1.5.0's, with no rule validated on other hospitals
+    data = build_report_data(loaded, pred, None, legacy)
     plain = " ".join(report_text(data))
     assert "No lesion found" in plain and "no validated threshold" in plain
     assert data.input_warnings == ()  # a real ultrasound frame: the input check (run here) has nothing to say
