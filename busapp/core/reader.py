@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
-import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from busapp.core.image_store import FrameStore, is_sha256
 
 BIRADS_CATEGORIES = ("2", "3", "4A", "4B", "4C", "5")
 BIRADS_MEANING = {
@@ -41,7 +40,6 @@ READER_COLUMNS = (
     "reader_outline_edited",
     "reader_assessed_at",
 )
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class AssessmentError(ValueError):
@@ -146,32 +144,18 @@ def record_assessment(audit: Any, sha256: str, a: ReaderAssessment, model: dict[
                         details={"frame": a.frame}, source=source)
 
 
-class AssessmentStore:
+class AssessmentStore(FrameStore):
     """Assessments per image sha256 (frames inside), one small JSON file each, atomically written."""
 
-    def __init__(self, folder: Path | None = None) -> None:
-        if folder is None:
-            from busapp.core.paths import user_data_dir
-
-            folder = user_data_dir(create=False) / ASSESSMENTS_FOLDER
-        self.folder = Path(folder)
-
-    def _file(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256 or ""):
-            raise ValueError("an assessment is stored under the image's sha256")
-        return self.folder / f"{sha256}.json"
-
-    def _load(self, sha256: str) -> dict[str, Any]:
-        try:
-            data = json.loads(self._file(sha256).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) and isinstance(data.get("frames"), dict) else {}
+    folder_name = ASSESSMENTS_FOLDER
+    what = "an assessment"
+    create_folder = False
+    json_options: ClassVar[dict[str, Any]] = {"indent": 1, "ensure_ascii": False}
 
     def get(self, sha256: str | None, frame: int = 0) -> ReaderAssessment | None:
-        if not sha256 or not _SHA256.match(sha256):
+        if not is_sha256(sha256):
             return None
-        entry = self._load(sha256).get("frames", {}).get(str(int(frame)))
+        entry = self._entry(sha256, frame)
         if not isinstance(entry, dict):
             return None
         try:
@@ -180,22 +164,7 @@ class AssessmentStore:
             return None  # a damaged entry is no assessment, not a crash
 
     def put(self, sha256: str, a: ReaderAssessment) -> None:
-        from busapp.core.atomic import write_text_atomic
-
-        data = self._load(sha256) or {"format": 1, "frames": {}}
-        data["frames"][str(int(a.frame))] = a.to_json()
-        write_text_atomic(self._file(sha256), json.dumps(data, indent=1, ensure_ascii=False))
-
-    def remove(self, sha256: str, frame: int = 0) -> None:
-        from busapp.core.atomic import write_text_atomic
-
-        data = self._load(sha256)
-        if data.get("frames", {}).pop(str(int(frame)), None) is None:
-            return
-        if data["frames"]:
-            write_text_atomic(self._file(sha256), json.dumps(data, indent=1, ensure_ascii=False))
-        else:
-            self._file(sha256).unlink(missing_ok=True)
+        self._put_entry(sha256, a.frame, a.to_json())
 
 
 def reader_csv_values(sha256: str | None, frame: int = 0, store: AssessmentStore | None = None) -> dict[str, str]:

@@ -13,17 +13,15 @@ same file restores the reader's outline.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from busapp.core.image_store import FrameStore
+
 MAX_UNDO = 100
 EDITS_FOLDER = "reader_outlines"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -246,31 +244,15 @@ class StoredEdit:
     model: dict[str, Any] | None
 
 
-class OutlineEditStore:
+class OutlineEditStore(FrameStore):
     """Reader-edited outlines, one JSON file per image sha256 (frames inside), atomically written."""
 
-    def __init__(self, folder: Path | None = None) -> None:
-        if folder is None:
-            from busapp.core.paths import user_data_dir
-
-            folder = user_data_dir() / EDITS_FOLDER
-        self.folder = Path(folder)
-
-    def _file(self, sha256: str) -> Path:
-        if not _SHA256.match(sha256 or ""):
-            raise ValueError("an outline edit is stored under the image's sha256")
-        return self.folder / f"{sha256}.json"
-
-    def _load(self, sha256: str) -> dict[str, Any]:
-        try:
-            data = json.loads(self._file(sha256).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) and isinstance(data.get("frames"), dict) else {}
+    folder_name = EDITS_FOLDER
+    what = "an outline edit"
 
     def get(self, sha256: str, frame: int = 0) -> StoredEdit | None:
         """The stored edit of this frame; None if there is none or it is damaged."""
-        entry = self._load(sha256).get("frames", {}).get(str(int(frame)))
+        entry = self._entry(sha256, frame)
         try:
             shape = (int(entry["shape"][0]), int(entry["shape"][1]))
             mask = decode_rle(entry["counts"], shape)
@@ -280,28 +262,11 @@ class OutlineEditStore:
 
     def put(self, sha256: str, frame: int, mask: np.ndarray, reader: str | None = None,
             model: dict[str, Any] | None = None) -> None:
-        from busapp.core.atomic import write_text_atomic
-
-        data = self._load(sha256) or {"format": 1, "frames": {}}
         mask = np.asarray(mask, bool)
-        data["frames"][str(int(frame))] = {
+        self._put_entry(sha256, frame, {
             "shape": list(mask.shape),
             "counts": encode_rle(mask),
             "reader": reader or None,
             "edited_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "model": dict(model) if model else None,
-        }
-        write_text_atomic(self._file(sha256), json.dumps(data, separators=(",", ":")))
-
-    def remove(self, sha256: str, frame: int = 0) -> None:
-        """Forget the edit of this frame (the model's outline applies again)."""
-        from busapp.core.atomic import write_text_atomic
-
-        data = self._load(sha256)
-        if data.get("frames", {}).pop(str(int(frame)), None) is None:
-            return
-        path = self._file(sha256)
-        if data["frames"]:
-            write_text_atomic(path, json.dumps(data, separators=(",", ":")))
-        else:
-            path.unlink(missing_ok=True)
+        })
