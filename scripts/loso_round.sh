@@ -12,7 +12,7 @@ mkdir -p "$root"
 run() {  # held-out site or "all"
   local h=$1 dir="$root/$1" args=()
   [ "$h" != all ] && args=(--held-out "$h")
-  "$py" -m busapp.training.loso --recipe "$recipe" "${args[@]}" --work-dir "$dir" --threads 1 > "$dir.log" 2>&1
+  "$py" -m busapp.training.cli loso-fit --recipe "$recipe" "${args[@]}" --work-dir "$dir" --threads 1 > "$dir.log" 2>&1
   [ "$h" != all ] && "$py" -m busapp.training.loso_eval predict "$dir" >> "$dir.log" 2>&1
   return 0
 }

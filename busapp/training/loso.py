@@ -5,8 +5,9 @@ sees the held-out one; its predictions on that site are what every selection dec
 calibration, second stage) is judged on. A last run trains on every site's development images:
 that is the shipped network. Test splits are never trained on by any run.
 
-    busapp-train loso-fit --held-out bus_uclm --work-dir build/loso/out-bus_uclm
+    busapp-train loso-fit --held-out bus_uclm --work-dir build/loso/bus_uclm
     busapp-train loso-fit --work-dir build/loso/all          # every site: the shipped network
+    scripts/loso_round.sh R1                                 # a whole round, the gate, the release
 
 Runs resume from their checkpoints (``fit``'s BackupAndRestore), so a new session picks up where
 an interrupted one stopped.
@@ -62,33 +63,3 @@ def loso_fit(held_out: str | None, data_root: Path, work_dir: Path, cfg: FitConf
     (work_dir / "loso.json").write_text(json.dumps({"held_out": held_out, "sites": list(sites)}))
     return fit(records, [], data_root, work_dir, cfg)
 
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import os
-
-    from busapp.training.data import default_data_root
-
-    p = argparse.ArgumentParser(prog="busapp-train loso-fit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--held-out", choices=SITES, default=None, help="the site this run never sees (default: none)")
-    p.add_argument("--work-dir", type=Path, required=True)
-    p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--recipe", choices=RECIPES, default="R1")
-    p.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (smoke tests)")
-    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
-    p.add_argument("--limit", type=int, default=0, help="only the first N images (smoke tests)")
-    args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.threads:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(args.threads)
-    from busapp.training.cli import _setup_logging
-
-    _setup_logging(args.work_dir)
-    loso_fit(args.held_out, args.data or default_data_root(), args.work_dir,
-             replace(RECIPES[args.recipe], epochs=args.epochs or RECIPES[args.recipe].epochs), limit=args.limit)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
