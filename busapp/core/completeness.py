@@ -80,7 +80,7 @@ def png_missing_rows(data: bytes) -> str | None:
 _SOF_SEQUENTIAL = {0xC0, 0xC1, 0xC5, 0xC9, 0xCD}  # baseline / extended (Huffman, arithmetic)
 _SOF_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM, RSTn: no length field
-_PADDING = 4096
+_PADDING = b"\x55" * 4096  # bits 0101...: never a marker, and not what libjpeg fills in (zero bits)
 
 
 def _jpeg_scans(data: bytes) -> tuple[int | None, list[int], list[tuple[list[int], int, int, int]]] | None:
@@ -154,10 +154,12 @@ def _sentinel_rows_short(data: bytes, decoded: np.ndarray) -> bool:
     tile = im.tile[0] if im.tile else None
     if tile is None or tile[0] != "jpeg":
         return False
-    # Without the EOI but with zero padding: the padding lets libjpeg finish its last row of blocks
-    # (its bit reader looks ahead), and where real data is missing it decodes padding, not grey fill.
+    # Without the EOI but with padding: the padding lets libjpeg finish its last row of blocks (its
+    # bit reader looks ahead), and where real data is missing it decodes padding, not its fill. The
+    # padding must not be zero bits: libjpeg fills a block cut mid-way with zero bits, so a cut
+    # inside the last blocks decoded identically both ways and passed as whole.
     body = data[: data.rfind(b"\xff\xd9")] if data.rstrip(b"\x00").endswith(b"\xff\xd9") else data
-    body += bytes(_PADDING)
+    body += _PADDING
     decoder = Image._getdecoder(im.mode, "jpeg", tile[3], getattr(im, "decoderconfig", ()))
     sentinel = 0 if int(decoded.reshape(-1)[-1]) != 0 else 255
     target = Image.new(im.mode, im.size, (sentinel,) * len(im.getbands()) if len(im.getbands()) > 1 else sentinel)

@@ -305,6 +305,16 @@ def test_jpeg_cut_short_with_end_marker_is_refused(tmp_path, mode, opts):
     assert e.value.detail == "incomplete" and str(e.value).count(".") <= 2  # one sentence
 
 
+@pytest.mark.parametrize("lost", [40, 100])
+def test_jpeg_cut_inside_its_last_block_is_refused(tmp_path, lost):
+    """A cut in the last blocks: libjpeg fills the cut block with zero bits, so a check that padded
+    with zero bits decoded it identically and took it as whole (the fuzz test found it)."""
+    data = _jpeg(_sample("RGB").resize((32, 24)), quality=95)
+    cut = _write_bytes(tmp_path / "cut.jpg", data[: len(data) - lost] + b"\xff\xd9")
+    with pytest.raises(ImageLoadError, match="incomplete"):
+        load_image(cut)
+
+
 def test_jpeg_declaring_10000x10000_over_320x256_of_data_is_refused(tmp_path):
     import struct
 
