@@ -192,6 +192,23 @@ def limitations(card: Card) -> tuple[str, ...]:
     return tuple(str(x) for x in (card.get("limitations") or ()))
 
 
+def training_data_lines(card: Card) -> tuple[str, ...]:
+    """The card's training data sets in words: "BUSI, Baheya Hospital, Cairo (...): 662 images;
+    licence: ...". Entries are sentences (older cards) or mappings with what/images/licence."""
+    training = card.get("training") or {}
+    out = []
+    for d in (training.get("data") or ()) if isinstance(training, Mapping) else ():
+        if not isinstance(d, Mapping):
+            out.append(str(d))
+            continue
+        what = str(d.get("what") or site_label(str(d.get("site", "?"))))
+        parts = [f"{what}: {d['images']} images" if d.get("images") is not None else what]
+        if d.get("licence"):
+            parts.append(f"licence: {d['licence']}")
+        out.append("; ".join(parts))
+    return tuple(out)
+
+
 def figure(card: Card, group: str, metric: str, site: str | None = None) -> Figure | None:
     """One figure by name (``group`` "test", "test_by_dataset" or "held_out_site")."""
     m = as_card_metrics(card)
@@ -204,4 +221,4 @@ def figure(card: Card, group: str, metric: str, site: str | None = None) -> Figu
 
 __all__ = ["ABOUT_METRICS", "METRIC_LABELS", "REPORT_METRICS", "SITE_LABELS", "SITE_METRICS", "Column", "FigureRow",
            "ci_text", "decision_lines", "decision_of", "figure", "figure_text", "limitations", "markdown_table",
-           "parse_figure", "report_metric_rows", "site_columns", "site_label", "test_rows", "value_text"]
+           "parse_figure", "report_metric_rows", "site_columns", "site_label", "test_rows", "training_data_lines", "value_text"]

@@ -39,9 +39,9 @@ def model_card_html(card: Card | None, error: str | None = None) -> str:
     if card.get("intended_use"):
         out.append(f"<p><b>Intended use.</b> {E(str(card['intended_use']))}</p>")
     training = card.get("training") or {}
-    data = training.get("data") or []
+    data = fmt.training_data_lines(card)
     if data:
-        out.append("<p><b>Training data</b></p><ul>" + "".join(f"<li>{E(str(d))}</li>" for d in data) + "</ul>")
+        out.append("<p><b>Training data</b></p><ul>" + "".join(f"<li>{E(d)}</li>" for d in data) + "</ul>")
     counts = training.get("counts") or {}
     if counts:
         out.append("<p class='dim'>Images: " + ", ".join(f"{E(k)} {E(str(v))}" for k, v in counts.items()) + "</p>")
@@ -120,6 +120,19 @@ def licences_html(card: Card | None) -> str:
     return "".join(out)
 
 
+def versions_line(card: Card | None) -> str:
+    """Application and model versions, each named as such: two version numbers side by side
+    ("busapp 0.1.0" beside "busnet 1.5.0") read as one product's."""
+    app = f"Application: {APP_NAME} {__version__}"
+    if card is None:
+        return f"{app}. Model: not loaded."
+    files = card.get("files") or {}
+    runtime = next(iter(files.values()), None) if isinstance(files, dict) else None
+    sha = getattr(runtime, "sha256", None) or (runtime.get("sha256") if isinstance(runtime, dict) else None)
+    model = f"Model: {card.get('name', '?')} {card.get('version', '')}".rstrip()
+    return f"{app}. {model}" + (f" (file sha256 {str(sha)[:12]}\u2026)." if sha else ".")
+
+
 class AboutDialog(QDialog):
     def __init__(self, card: Card | None, model_error: str | None = None, icon: QIcon | None = None,
                  parent: QWidget | None = None) -> None:
@@ -135,6 +148,7 @@ class AboutDialog(QDialog):
         self.title_label = title = QLabel(
             f"<div style='font-size:16pt; font-weight:600'>{APP_NAME} {E(__version__)}</div>"
             "<div>Offline decision support for reading breast ultrasound images.</div>"
+            f"<div class='dim'>{E(versions_line(card))}</div>"
             f"<div style='color:#e2a54a; margin-top:6px'>{E(DISCLAIMER)}</div>"
         )
         title.setWordWrap(True)

@@ -22,6 +22,7 @@ JOB_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
 DETAIL_ROLE = Qt.ItemDataRole.UserRole + 3  # the second line, e.g. "suggests benign \u00b7 0.72"
 THUMB_ROLE = Qt.ItemDataRole.UserRole + 4
+TONE_ROLE = Qt.ItemDataRole.UserRole + 5  # a done result's dot: its risk band's tint
 
 STATUS_TEXT = {QUEUED: "Queued", LOADING: "Opening\u2026", ANALYSING: "Analysing\u2026", DONE: "Done", ERROR: "Error"}
 STATUS_COLOUR = {
@@ -102,7 +103,8 @@ class _ItemDelegate(QStyledItemDelegate):
         detail = index.data(DETAIL_ROLE) or STATUS_TEXT.get(status, status)
         painter.setFont(small)
         # A small status dot before the second line.
-        dot = QColor(STATUS_COLOUR.get(status, STATUS_COLOUR[QUEUED]))
+        tone = index.data(TONE_ROLE) if status == DONE else None
+        dot = QColor(tone) if isinstance(tone, QColor) else QColor(STATUS_COLOUR.get(status, STATUS_COLOUR[QUEUED]))
         cy = r.top() + 14 + fm.height() + fm2.height() // 2
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -142,12 +144,22 @@ class ImageList(QListWidget):
     def item_for(self, job_id: int) -> QListWidgetItem | None:
         return self._rows.get(job_id)
 
-    def set_status(self, job_id: int, status: str, detail: str | None = None) -> None:
+    def set_status(self, job_id: int, status: str, detail: str | None = None, tone: QColor | None = None) -> None:
+        """``tone``: the dot's colour for a done result (its risk band), else the status's own."""
         item = self._rows.get(job_id)
         if item is None:
             return
         item.setData(STATUS_ROLE, status)
         item.setData(DETAIL_ROLE, detail)
+        item.setData(TONE_ROLE, tone)
+
+    def dot_colour(self, job_id: int) -> QColor | None:
+        """The status dot's colour as painted (tests, accessibility checks)."""
+        item = self._rows.get(job_id)
+        if item is None:
+            return None
+        tone = item.data(TONE_ROLE) if item.data(STATUS_ROLE) == DONE else None
+        return QColor(tone) if isinstance(tone, QColor) else QColor(STATUS_COLOUR.get(item.data(STATUS_ROLE), STATUS_COLOUR[QUEUED]))
 
     def status(self, job_id: int) -> str | None:
         item = self._rows.get(job_id)
@@ -161,6 +173,17 @@ class ImageList(QListWidget):
         item = self._rows.get(job_id)
         if item is not None and not pixmap.isNull():
             item.setData(THUMB_ROLE, _fit(pixmap, self.devicePixelRatioF()))
+
+    def preferred_width(self, most: int = 340) -> int:
+        """Width at which every row's name and second line show whole (``most`` at most)."""
+        name_font, fm, small, fm2 = self.itemDelegate().fonts(self.font())
+        need = 0
+        for i in range(self.count()):
+            item = self.item(i)
+            detail = item.data(DETAIL_ROLE) or STATUS_TEXT.get(item.data(STATUS_ROLE), "")
+            need = max(need, fm.horizontalAdvance(item.text()), fm2.horizontalAdvance(str(detail)) + 12)
+        frame = self.width() - self.viewport().width()
+        return min(most, 8 + THUMB + 10 + need + 8 + frame + self.verticalScrollBar().sizeHint().width())
 
     def current_job(self) -> int | None:
         item = self.currentItem()

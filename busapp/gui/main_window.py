@@ -54,7 +54,7 @@ from busapp.gui.image_list import ANALYSING, DONE, ERROR, LOADING, ImageList
 from busapp.gui.outline_edit import OutlineEditController
 from busapp.gui.overlay_controls import OverlayControls
 from busapp.gui.pacs_export import DicomExportController
-from busapp.gui.prediction_panel import Disclaimer, PredictionPanel, list_detail
+from busapp.gui.prediction_panel import Disclaimer, PredictionPanel, list_detail, list_tone
 from busapp.gui.qt_tasks import TaskBridge
 from busapp.gui.reader_panel import ReaderController
 from busapp.gui.records import FrameState, ImageRecord, RecentImages
@@ -213,6 +213,8 @@ class MainWindow(QMainWindow):
         self.splitter.setCollapsible(1, False)
         self.splitter.setCollapsible(2, False)  # the disclaimer must stay visible
         self.splitter.setSizes([200, 860, 320])  # at 1100 px wide the image keeps about 580 px
+        self._list_width_by_user = False  # once the reader drags the splitter, the list keeps its width
+        self.splitter.splitterMoved.connect(lambda *_: setattr(self, "_list_width_by_user", True))
         self.setCentralWidget(self.splitter)
 
         self.image_list.currentItemChanged.connect(self._on_current_item_changed)
@@ -417,6 +419,7 @@ class MainWindow(QMainWindow):
             new_ids.append(job)
         if new_ids:
             self.image_list.select_job(new_ids[0])
+            self._fit_list_width()
         elif already is not None:
             self.image_list.select_job(already)
 
@@ -722,16 +725,31 @@ class MainWindow(QMainWindow):
     def set_record_status(self, rec: ImageRecord, status: str) -> None:
         """Status of the frame shown; the list's second line names the result (and its frame)."""
         rec.status = status
-        detail = None
+        detail = tone = None
         a = rec.analysis
         if status == DONE and a is not None:
-            detail = list_detail(a, self.model_info.card if self.model_info else None)  # the panel's wording
+            card = self.model_info.card if self.model_info else None
+            detail, tone = list_detail(a, card), list_tone(a, card)  # the panel's wording and band tint
         elif status == DONE and rec.frame_error is not None:
             detail = "frame could not be analysed"
         if detail is not None and rec.n_frames > 1:
             detail = f"frame {rec.frame + 1}: {detail}"
-        self.image_list.set_status(rec.job_id, status, detail)
+        self.image_list.set_status(rec.job_id, status, detail, tone)
+        if status == DONE:
+            self._fit_list_width()
         self._update_progress()
+
+    def _fit_list_width(self) -> None:
+        """Widen the image list so names and results show whole while the image keeps most of the
+        room (600 px, or half the window); never narrower than now, never against the reader's drag."""
+        if self._list_width_by_user:
+            return
+        viewer_keeps = max(600, self.width() // 2)
+        sizes = self.splitter.sizes()
+        want = self.image_list.preferred_width()
+        grow = min(want - sizes[0], sizes[1] - viewer_keeps)
+        if grow > 0:
+            self.splitter.setSizes([sizes[0] + grow, sizes[1] - grow, sizes[2]])
 
     def refresh_current(self) -> None:
         """Show the current record again (after its frame or its measurements changed)."""

@@ -17,6 +17,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from busapp.gui.elided_label import ElidedLabel
+
 if TYPE_CHECKING:
     from busapp.core.input_check import InputWarning
     from busapp.core.measure import LesionMeasurements
@@ -49,6 +51,21 @@ def warnings_of(analysis: object) -> tuple[InputWarning, ...]:
     return tuple(w or ())
 
 
+def band_colour(index: int, n_bands: int) -> QColor:
+    """Tint of band ``index`` of ``n_bands``: lowest green, highest red, any between amber."""
+    tone = 0 if index == 0 else 2 if index >= n_bands - 1 else 1
+    return QColor(BAND_COLOURS[tone])
+
+
+def list_tone(analysis: object, card: dict | None) -> QColor | None:
+    """The list's status dot for a result: its risk band's tint, None without a validated rule."""
+    risk = risk_of(analysis, card)
+    names = [b.name for b in risk.bands]
+    if risk.band is None or risk.band not in names:
+        return None
+    return band_colour(names.index(risk.band), len(names))
+
+
 def list_detail(analysis: object, card: dict | None) -> str:
     """The image list's second line: the same wording as the panel, shortened; a warning sign
     when the input check flagged the image."""
@@ -58,6 +75,32 @@ def list_detail(analysis: object, card: dict | None) -> str:
     if pred.low_confidence:
         text = f"uncertain \u00b7 {text}"
     return ("\u26a0 " + text) if warnings_of(analysis) else text
+
+
+def tick_labels(xs: list[float], texts: list[str], fm: QFontMetrics, left: float, right: float,
+                top: float) -> list[tuple[QRectF, str]]:
+    """Where each tick's label goes: centred under its tick, the two pushed apart when they would
+    overlap (the card's band edges can be 0.03 apart: "0.06" and "0.09" were printed over each
+    other), and the lower one left out when there is no room; the band meaning says it in words."""
+    out: list[tuple[QRectF, str]] = []
+    for x, text in zip(xs, texts):
+        w = fm.horizontalAdvance(text) + 4
+        rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
+        if out:
+            prev = out[-1][0]
+            overlap = prev.right() + 3 - rect.left()
+            if overlap > 0:
+                floor = out[-2][0].right() + 3 if len(out) > 1 else left
+                shifted = prev.translated(-min(overlap / 2 + max(0.0, overlap / 2 - (right - rect.right())),
+                                               prev.left() - floor), 0)
+                rect = rect.translated(max(0.0, shifted.right() + 3 - rect.left()), 0)
+                if rect.right() > right:
+                    out.pop()  # no room for both: the higher edge (the threshold) keeps its label
+                    rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
+                else:
+                    out[-1] = (shifted, out[-1][1])
+        out.append((rect, text))
+    return out
 
 
 class RiskBar(QWidget):
@@ -93,9 +136,7 @@ class RiskBar(QWidget):
             return
         x_of = lambda v: bar.left() + max(0.0, min(1.0, v)) * bar.width()  # noqa: E731
         for i, b in enumerate(r.bands):
-            c = QColor(BAND_COLOURS[min(i, len(BAND_COLOURS) - 1)] if len(r.bands) <= 3 or i < len(r.bands) - 1
-                       else BAND_COLOURS[-1])
-            p.setBrush(c)
+            p.setBrush(band_colour(i, len(r.bands)))
             p.drawRect(QRectF(x_of(b.lower), bar.top(), x_of(b.upper) - x_of(b.lower), bar.height()))
         small = self.font()
         small.setPointSizeF(max(6.5, small.pointSizeF() * 0.8))
@@ -105,7 +146,9 @@ class RiskBar(QWidget):
         for v in edges:
             x = x_of(v)
             p.drawLine(int(x), int(bar.top()) - 2, int(x), int(bar.bottom()) + 2)
-            p.drawText(QRectF(x - 20, bar.bottom() + 3, 40, 14), Qt.AlignmentFlag.AlignCenter, f"{v:.2f}")
+        for rect, text in tick_labels([x_of(v) for v in edges], [f"{v:.2f}" for v in edges], p.fontMetrics(),
+                                      bar.left(), bar.right(), bar.bottom() + 3):
+            p.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
         if not edges:
             for v, align in ((0.0, Qt.AlignmentFlag.AlignLeft), (1.0, Qt.AlignmentFlag.AlignRight)):
                 x = x_of(v)
@@ -187,9 +230,8 @@ class PredictionPanel(QWidget):
         lay.setContentsMargins(16, 14, 16, 10)
         lay.setSpacing(6)
 
-        self.image_title = QLabel()
+        self.image_title = ElidedLabel()  # a long file name must not widen the panel
         self.image_title.setObjectName("imageTitle")
-        self.image_title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.image_info = QLabel()
         self.image_info.setObjectName("secondary")
         self.image_info.setWordWrap(True)

@@ -159,6 +159,14 @@ def test_about_shows_version_model_card_and_licences(qtbot, bundle_dir) -> None:
     assert "CC BY 4.0" in text and "Apache-2.0" in text
     assert "Limitations" in text
     assert f"busapp {__version__}" in dlg.title_label.text()
+    # Defect 10 (issue 25): application and model versions are each named as such, and the
+    # training data reads as sentences (busnet 2's card lists them as mappings: shown as dicts).
+    assert f"Application: busapp {__version__}" in dlg.title_label.text()
+    assert f"Model: {card['name']} {card['version']}" in dlg.title_label.text()
+    assert "{'" not in text and "'site':" not in text
+    data = card["training"]["data"]
+    for d in data if isinstance(data[0], dict) else ():
+        assert f"{d['images']} images" in text
 
     # A card with cross-validation figures shows them beside the test figures, said for what they are.
     cv_card = {**card, "cross_validation": {"n_images": 762, "figures": {"accuracy": 0.777, "macro_f1": 0.6543}}}

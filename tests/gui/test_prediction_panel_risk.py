@@ -114,3 +114,23 @@ def test_a_site_threshold_is_shown_with_its_justification(qtbot, card: dict) -> 
     assert panel.headline.text().startswith("Intermediate")  # 0.40: suspicious by the card, not at this site
     assert "site threshold 0.50" in panel.subline.text() and "0.30" in panel.subline.text()
     assert any("site threshold 0.50" in line and "model card: 0.30" in line for line in risk_lines(AtSite.risk))
+
+
+def test_list_dots_carry_the_risk_band_not_one_grey(qtbot, card: dict) -> None:
+    """Defect 10 (issue 25): every done row's dot was the same grey, whatever the result."""
+    from busapp.gui.image_list import DONE, ImageList
+    from busapp.gui.prediction_panel import list_tone
+
+    lst = ImageList()
+    qtbot.addWidget(lst)
+    results = {1: {"normal": 0.02, "benign": 0.93, "malignant": 0.05},
+               2: {"normal": 0.05, "benign": 0.55, "malignant": 0.40}}
+    for job, probs in results.items():
+        lst.add_image(job, f"{job}.png")
+        a = _analysis(probs)
+        lst.set_status(job, DONE, list_detail(a, card), list_tone(a, card))
+    low, suspicious = lst.dot_colour(1), lst.dot_colour(2)
+    assert low != suspicious
+    assert suspicious.red() > suspicious.green() and low.green() > low.red()  # red for suspicious, green for low
+    legacy = {k: v for k, v in card.items() if k != "decision"}
+    assert list_tone(_analysis(results[2]), legacy) is None  # no validated rule: no band to tint

@@ -220,6 +220,33 @@ def test_9_layout_at_1100_by_650_keeps_the_image_wide_and_the_overlay_controls_v
         assert not child.visibleRegion().isEmpty()
 
 
+def test_9_long_names_show_whole_in_the_list_and_never_widen_the_panel(
+        qtbot, window, sample_images, tmp_path, artifacts) -> None:
+    """Names and results were cut in a 200 px list beside a wide image; one long name widened the
+    side panel past the window, cutting the risk headline and the measurements off."""
+    import shutil
+
+    from gui_helpers import drop, wait_all_done
+
+    name = "US_2026-11-30_left_radial_01.png"
+    shutil.copyfile(sample_images[0], tmp_path / name)
+    window.resize(1440, 820)  # room to spare: the image keeps half of it
+    drop(window, [tmp_path / name])
+    wait_all_done(qtbot, window, n=1)
+    QApplication.processEvents()
+    lst = window.image_list
+    _, fm, _, fm2 = lst.itemDelegate().fonts(lst.font())
+    text_w = lst.viewport().width() - 8 - 52 - 10 - 8
+    assert fm.elidedText(name, Qt.TextElideMode.ElideMiddle, text_w) == name
+    assert fm2.horizontalAdvance(lst.detail(lst.job_ids()[0])) <= text_w - 12
+    assert window.viewer.width() >= 600
+    panel = window.panel
+    scroll_viewport = panel.parentWidget().parentWidget()
+    assert panel.width() <= scroll_viewport.width()  # nothing in the panel runs past the window
+    assert panel.image_title.toolTip() == name and panel.image_title.shown_text() != name
+    window.grab().save(str(artifacts / "defect9_long_names.png"))
+
+
 def test_7_cine_loop_summary_is_steady_across_frames(qtbot, window, sample_images, tmp_path) -> None:
     from gui_helpers import drop, make_cine, wait_all_done
 
