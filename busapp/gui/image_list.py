@@ -176,7 +176,7 @@ class ImageList(QListWidget):
 
     def preferred_width(self, most: int = 340) -> int:
         """Width at which every row's name and second line show whole (``most`` at most)."""
-        name_font, fm, small, fm2 = self.itemDelegate().fonts(self.font())
+        _, fm, _, fm2 = self.itemDelegate().fonts(self.font())
         need = 0
         for i in range(self.count()):
             item = self.item(i)

@@ -83,7 +83,7 @@ def tick_labels(xs: list[float], texts: list[str], fm: QFontMetrics, left: float
     overlap (the card's band edges can be 0.03 apart: "0.06" and "0.09" were printed over each
     other), and the lower one left out when there is no room; the band meaning says it in words."""
     out: list[tuple[QRectF, str]] = []
-    for x, text in zip(xs, texts):
+    for x, text in zip(xs, texts, strict=True):
         w = fm.horizontalAdvance(text) + 4
         rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
         if out:

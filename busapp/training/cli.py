@@ -102,6 +102,8 @@ def _fit_options() -> argparse.ArgumentParser:
                    help="cross-validation over train + val in this many folds (by duplicate group): "
                         "train on all but --fold, hold that fold out, keep the last epoch")
     p.add_argument("--fold", type=int, default=0, help="with --folds: the fold held out (0-based)")
+    p.add_argument("--run-eagerly", action="store_true",
+                   help="no compiled train step (smoke tests, debugging: tracing it takes ~15 s)")
     return p
 
 
@@ -170,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (smoke tests)")
     lf.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
     lf.add_argument("--limit", type=int, default=0, help="only the first N images (smoke tests)")
+    lf.add_argument("--run-eagerly", action="store_true", help="no compiled train step (smoke tests)")
     return p
 
 
@@ -226,11 +229,11 @@ def cmd_fit(args) -> int:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         (args.work_dir / "cv.json").write_text(json.dumps({"folds": args.folds, "fold": args.fold}))
         fit([r for r in dev if folds[r.key] != args.fold], [r for r in dev if folds[r.key] == args.fold],
-            args.data, args.work_dir, cfg, keep_last=True)
+            args.data, args.work_dir, cfg, keep_last=True, run_eagerly=args.run_eagerly)
     elif args.refit:
-        fit(train + val, [], args.data, args.work_dir, cfg)
+        fit(train + val, [], args.data, args.work_dir, cfg, run_eagerly=args.run_eagerly)
     else:
-        fit(train, val, args.data, args.work_dir, cfg)
+        fit(train, val, args.data, args.work_dir, cfg, run_eagerly=args.run_eagerly)
     return 0
 
 
@@ -344,7 +347,7 @@ def cmd_loso_fit(args) -> int:
     recipe = RECIPES[args.recipe]
     _setup_logging(args.work_dir)
     loso_fit(args.held_out, args.data, args.work_dir, replace(recipe, epochs=args.epochs or recipe.epochs),
-             split_file=args.split_file, limit=args.limit)
+             split_file=args.split_file, limit=args.limit, run_eagerly=args.run_eagerly)
     return 0
 
 

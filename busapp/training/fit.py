@@ -90,11 +90,13 @@ def score_outputs(mask_logits: np.ndarray, logits: np.ndarray, m: np.ndarray, y:
 
 
 def fit(records_train: list[Record], records_val: list[Record], data_root: Path, work_dir: Path, cfg: FitConfig,
-        keep_last: bool = False):
+        keep_last: bool = False, run_eagerly: bool = False):
     """Train, resuming from ``work_dir`` if a previous run was interrupted. Returns the model with
     the best validation weights loaded. With ``keep_last`` (a cross-validation fold, whose held-out
     outputs must not have chosen the checkpoint) or with no validation records (a refit on
-    train + val, the recipe fixed beforehand) the last epoch's weights are kept instead."""
+    train + val, the recipe fixed beforehand) the last epoch's weights are kept instead.
+    ``run_eagerly``: no graph for the train step; slower per step, but tracing that graph costs
+    ~15 s, most of a smoke test's few steps. Not part of the recipe: the same numbers either way."""
     import keras
 
     from busapp.training.dataset import cached_arrays, make_training_data
@@ -135,6 +137,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
             "class_logits": keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing),
         },
         metrics={"class_logits": [keras.metrics.CategoricalAccuracy(name="acc")]},
+        run_eagerly=run_eagerly,
     )
 
     best_path = work_dir / "best.weights.h5"

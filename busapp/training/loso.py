@@ -47,7 +47,7 @@ def training_sites(held_out: str | None) -> tuple[str, ...]:
 
 
 def loso_fit(held_out: str | None, data_root: Path, work_dir: Path, cfg: FitConfig = SITE_RECIPE,
-             split_file: Path = SPLIT_FILE, limit: int = 0):
+             split_file: Path = SPLIT_FILE, limit: int = 0, run_eagerly: bool = False):
     """Train one leave-one-site-out run (``held_out=None``: every site). Keeps the last epoch: the
     recipe is fixed beforehand and no held-out image may choose a checkpoint."""
     import json
@@ -61,5 +61,5 @@ def loso_fit(held_out: str | None, data_root: Path, work_dir: Path, cfg: FitConf
     cfg = replace(cfg, datasets=sites)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "loso.json").write_text(json.dumps({"held_out": held_out, "sites": list(sites)}))
-    return fit(records, [], data_root, work_dir, cfg)
+    return fit(records, [], data_root, work_dir, cfg, run_eagerly=run_eagerly)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
-TINY = ["--limit", "6", "--size", "32", "--batch-size", "3"]
+TINY = ["--limit", "6", "--size", "32", "--batch-size", "3", "--run-eagerly"]  # eager: no 15-s graph tracing per fit
 FIT = [*TINY, "--epochs", "1"]
 FINAL = ["--limit", "6", "--bootstrap", "0"]
 
