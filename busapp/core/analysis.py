@@ -112,10 +112,12 @@ class Analyzer:
         return self.predictor.bundle
 
     def analyze(
-        self, loaded: LoadedImage, frame: int = 0, *, source: str, sha256: str | None = None
+        self, loaded: LoadedImage, frame: int = 0, *, source: str, sha256: str | None = None,
+        image_part: input_check.ImagePart | None = None,
     ) -> AnalysisResult:
         """Analyse ``frame`` of ``loaded``. ``source`` ("gui", "cli", "batch") goes into the audit
-        record; ``sha256`` of the file if the caller has it already (else the file is hashed here)."""
+        record; ``sha256`` of the file if the caller has it already (else the file is hashed here);
+        ``image_part``: the input check's image statistics of that frame, if worked out ahead."""
         timings: dict[str, float] = {}
         t_start = last = time.perf_counter()
 
@@ -136,7 +138,7 @@ class Analyzer:
         lap("measure")
         assessment = risk.assess(pred, self.bundle)
         lap("risk")
-        warnings = tuple(input_check.check(pixels, pred, self.bundle))
+        warnings = tuple(input_check.check(pixels, pred, self.bundle, part=image_part))
         lap("input_check")
         n_frames = loaded.n_frames
         result = AnalysisResult(

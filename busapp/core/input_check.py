@@ -194,8 +194,23 @@ class CheckScores:
     us_distance: float | None = None  # from all the ultrasound the check was fitted on (None: = distance)
 
 
-def scores(image: np.ndarray, mask: np.ndarray | None, params: dict[str, Any]) -> CheckScores:
-    st = image_stats(image)
+@dataclass(frozen=True)
+class ImagePart:
+    """What the check takes from the image alone (no model): worked out ahead of the model where a
+    second thread is free (the batch's reader), so the model's thread does not wait on it."""
+
+    stats: dict[str, float]
+    colour_fraction: float
+
+
+def image_part(image: np.ndarray) -> ImagePart:
+    return ImagePart(image_stats(image), colour_fraction(image))
+
+
+def scores(image: np.ndarray, mask: np.ndarray | None, params: dict[str, Any],
+           part: ImagePart | None = None) -> CheckScores:
+    part = part if part is not None else image_part(image)
+    st = part.stats
     v = stats_vector(st)
 
     def dist(block: dict[str, Any]) -> float:
@@ -203,7 +218,7 @@ def scores(image: np.ndarray, mask: np.ndarray | None, params: dict[str, Any]) -
 
     d = dist(params["distance"])
     us = dist(params["ultrasound"]) if "ultrasound" in params else None
-    return CheckScores(colour_fraction(image), st["std"], d, lesion_box_fraction(mask), st["border_dark"], us)
+    return CheckScores(part.colour_fraction, st["std"], d, lesion_box_fraction(mask), st["border_dark"], us)
 
 
 def warnings_from_scores(s: CheckScores, params: dict[str, Any]) -> tuple[InputWarning, ...]:
@@ -234,9 +249,10 @@ def warnings_from_scores(s: CheckScores, params: dict[str, Any]) -> tuple[InputW
 
 
 def check(image: np.ndarray, prediction: Any = None, bundle: Any = None,
-          params: dict[str, Any] | None = None) -> tuple[InputWarning, ...]:
+          params: dict[str, Any] | None = None, part: ImagePart | None = None) -> tuple[InputWarning, ...]:
     """Warnings for one decoded frame (any layout ``to_grey_u8`` takes); the prediction's mask, if
-    given, is used for the lesion-crop check. Never raises on an odd image: it warns instead."""
+    given, is used for the lesion-crop check; ``part``: ``image_part(image)`` if worked out ahead.
+    Never raises on an odd image: it warns instead."""
     p = params or load_params(getattr(bundle, "card", None))
     mask = getattr(prediction, "mask", None)
     h, w = np.asarray(image).shape[:2]
@@ -244,7 +260,7 @@ def check(image: np.ndarray, prediction: Any = None, bundle: Any = None,
         return (InputWarning("not_ultrasound", f"This image is only {w} x {h} pixels, too small to be an "
                                                "ultrasound frame; the model's result does not apply to it."),)
     try:
-        s = scores(image, mask, p)
+        s = scores(image, mask, p, part)
         if not np.isfinite([s.distance, s.us_distance if s.us_distance is not None else 0.0]).all():
             raise ValueError("its statistics are undefined")
         return warnings_from_scores(s, p)

@@ -170,6 +170,7 @@ class CalipersController(QObject):
             menu.addAction(self.tool_action)
             menu.addAction(self.clear_action)
         window.shown_changed.connect(lambda _rec: self.refresh())
+        self._pair_of: tuple[object, ReportPair | None] | None = None  # (mask, its report pair)
         self.refresh()
 
     def _key(self, rec: ImageRecord | None) -> tuple[int, int] | None:
@@ -215,7 +216,10 @@ class CalipersController(QObject):
         a = rec.analysis
         if a is None or rec.loaded is None or a.prediction.mask is None:
             return None
-        rp = report_pair(a.prediction.mask)
+        mask = a.prediction.mask
+        if self._pair_of is None or self._pair_of[0] is not mask:  # one outline, one pair: not per repaint
+            self._pair_of = (mask, report_pair(mask))
+        rp = self._pair_of[1]
         if rp is None:
             return None
         return rp, self.measure(rec, rp.width_line), self.measure(rec, rp.depth_line)

@@ -47,6 +47,12 @@ class DescriptorsPanel(QWidget):
                 w.deleteLater()
         self._values = {}
 
+    def set_pending(self) -> None:
+        """A new image's descriptors are being worked out (a few milliseconds, off the GUI thread)."""
+        self._clear()
+        self.show()
+        self.note.setText("Describing the outline\u2026")
+
     def set_descriptors(self, descriptors: list[Descriptor] | None, edited: bool = False) -> None:
         """``None``: no outline (section hidden); else every descriptor, of which the validated are shown."""
         self._clear()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
@@ -582,6 +582,10 @@ class MainWindow(QMainWindow):
                           on_progress=lambda v: self._on_open_progress(job, v),
                           on_result=lambda a: self._on_result(job, a),
                           on_error=lambda e: self._on_job_failed(job, e))
+
+    def watch(self, task: Task, on_result: Callable[[Any], None], on_error: Callable[[BaseException], None]) -> Task:
+        """Deliver a background task's result or exception on the GUI thread (stale ones never)."""
+        return self._tasks.watch(task, on_result=on_result, on_error=on_error)
 
     def request_frame(self, rec: ImageRecord, frame: int) -> Task | None:
         """Decode and analyse ``frame`` of an opened image on the worker (cine stepping)."""

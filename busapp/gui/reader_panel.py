@@ -38,7 +38,7 @@ from busapp.core.reader import (
     ReaderAssessment,
     record_assessment,
 )
-from busapp.gui.descriptors_panel import DescriptorsPanel, descriptors_for
+from busapp.gui.descriptors_panel import DescriptorsPanel
 from busapp.gui.identity_strip import IdentityStrip
 from busapp.gui.outline_edit import add_side_section
 
@@ -175,6 +175,8 @@ class ReaderController(QObject):
         self.panel.record_requested.connect(self.record)
         self.descriptors_panel = DescriptorsPanel()
         self._descriptors: tuple[Any, list] | None = None  # (analysis, its descriptors): the last computed
+        self._describing: tuple[tuple[int, int], Any] | None = None  # ((job, frame), analysis) on the worker
+        self._descriptors_key: tuple[int, int] | None = None  # whose descriptors the panel shows
         add_side_section(window, self.descriptors_panel)
         add_side_section(window, self.panel)
         self.identity_strip = IdentityStrip()
@@ -224,27 +226,41 @@ class ReaderController(QObject):
         if ok:
             self.panel.set_form(self.assessment(rec))
 
-    def descriptors(self, rec: ImageRecord | None = None) -> list:
-        """BI-RADS descriptors of the outline shown for ``rec`` (computed once per analysis)."""
-        rec = rec if rec is not None else self.window.current_record()
-        a = rec.analysis if rec is not None else None
-        if a is None or rec.decoded is None:
-            return []
-        if self._descriptors is None or self._descriptors[0] is not a:
-            try:
-                found = descriptors_for(a, rec.decoded.pixels)
-            except Exception as e:  # a descriptor must never take the result down with it
-                log.error("descriptors failed: %s", type(e).__name__)
-                found = []
-            self._descriptors = (a, found)
-        return self._descriptors[1]
-
     def _show_descriptors(self, rec: ImageRecord | None) -> None:
+        """Shown from the cache, else worked out on the worker after the result is on screen (12 ms
+        of a next image's 80 were these on the GUI thread); an edited outline of the same image
+        keeps its old values until the new ones arrive, so a brush stroke does not flicker."""
         if rec is None or rec.analysis is None or rec.decoded is None:
+            self._describing = None
             self.descriptors_panel.set_descriptors(None)
             return
+        a, key = rec.analysis, (rec.job_id, rec.frame)
+        if self._descriptors is not None and self._descriptors[0] is a:
+            self._describing = None
+            self._put_descriptors(rec, self._descriptors[1])
+            return
+        if self._describing is not None and self._describing[1] is a:
+            return  # already on its way
+        if self._descriptors_key != key:
+            self.descriptors_panel.set_pending()
+        self._describing = (key, a)
+        task = self.window.worker_thread.describe(a, rec.decoded.pixels)
+        self.window.watch(task, on_result=lambda found: self._described(rec, a, found),
+                          on_error=lambda e: self._described(rec, a, [], e))
+
+    def _described(self, rec: ImageRecord, a: Any, found: list, error: BaseException | None = None) -> None:
+        if error is not None:  # a descriptor must never take the result down with it
+            log.error("descriptors failed: %s", type(error).__name__)
+        self._descriptors = (a, found)
+        if self._describing is not None and self._describing[1] is a:
+            self._describing = None
+        if self.window.current_record() is rec and rec.analysis is a:
+            self._put_descriptors(rec, found)
+
+    def _put_descriptors(self, rec: ImageRecord, found: list) -> None:
         edit = getattr(self.window, "outline_edit", None)
-        self.descriptors_panel.set_descriptors(self.descriptors(rec), bool(edit is not None and edit.is_edited(rec)))
+        self._descriptors_key = (rec.job_id, rec.frame)
+        self.descriptors_panel.set_descriptors(found, bool(edit is not None and edit.is_edited(rec)))
 
     @Slot()
     def record(self) -> ReaderAssessment | None:

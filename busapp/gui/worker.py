@@ -200,6 +200,14 @@ class AnalysisWorker:
         return self.executor.submit(self._restore_job, Path(path), sha256, frame, masks,
                                     key=("file", job_id), priority=PRIORITY_SHOWN)
 
+    def describe(self, analysis: Any, pixels: np.ndarray) -> Task:
+        """BI-RADS descriptors of ``analysis``'s outline (result: a list), after the shown image's
+        analysis and before other files; a newer request supersedes an unstarted one."""
+        from busapp.gui.descriptors_panel import descriptors_for
+
+        return self.executor.submit(lambda _task: descriptors_for(analysis, pixels), key="describe",
+                                    priority=PRIORITY_SHOWN)
+
     def drop_frame_request(self, job_id: int) -> None:
         """The user is back on an analysed frame: an unstarted request for another one is dropped."""
         self.executor.cancel(("frame", job_id), running=False)

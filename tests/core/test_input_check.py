@@ -115,3 +115,36 @@ def test_the_card_block_wins(sample_images: list[Path], params: dict) -> None:
 def test_tiny_images_are_flagged_not_crashed(shape: tuple[int, int], params: dict) -> None:
     w = ic.check(np.zeros(shape, np.uint8) + 80, None, params=params)
     assert [x.code for x in w] == ["not_ultrasound"] and "too small" in w[0].message
+
+
+def test_the_image_part_worked_out_ahead_gives_the_same_warnings(sample_images: list[Path], params: dict,
+                                                                 tmp_path: Path, predictor) -> None:
+    """The batch's reader thread works out the image-only part before the model runs (issue 27):
+    the warnings must be those of the check done in one go, a Doppler-coloured frame included."""
+    import threading
+
+    from busapp.core import batch
+
+    img = load_image(sample_images[0]).frame(0)
+    rgb = np.dstack([img] * 3) if img.ndim == 2 else img.copy()
+    h, w = rgb.shape[:2]
+    rgb[h // 3 : h // 3 + h // 8, w // 3 : w // 3 + w // 6] = (220, 40, 30)  # a colour-flow box
+    for frame in (img, rgb):
+        pred = predictor.predict(frame)
+        assert ic.check(frame, pred, params=params, part=ic.image_part(frame)) == ic.check(frame, pred, params=params)
+    threads: list[str] = []
+    real = ic.image_part
+
+    def spy(image):
+        threads.append(threading.current_thread().name)
+        return real(image)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ic, "image_part", spy)
+        (tmp_path / "in").mkdir()
+        Image.fromarray(rgb).save(tmp_path / "in" / "doppler.png")
+        r = batch.run_batch(tmp_path / "in", tmp_path / "out", predictor)
+    assert threads == ["busapp-batch-reader"]  # once, on the reader thread, not on the model's
+    rows = batch.read_csv_rows(tmp_path / "out" / "results.csv")
+    assert r.analysed == 1 and rows[0]["input_warnings"] == "colour"
+    assert rows[0]["input_warnings"] == ic.warnings_csv(ic.check(rgb, predictor.predict(rgb), params=params))
