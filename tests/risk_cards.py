@@ -43,3 +43,17 @@ def bundle_with_decision(tmp_path: Path, decision: dict[str, Any] | None = None)
             (dst / role["path"]).symlink_to(src / role["path"])  # same bytes, no 58 MB copy
     (dst / "card.json").write_text(json.dumps(card, indent=1), encoding="utf-8")
     return dst
+
+
+def fake_card(name: str = "fake", version: str = "0.1", sha256: str = "ab" * 32,
+              decision: dict[str, Any] | None = None):
+    """A typed card (``ModelCard``) for fake predictors: the shipped card's runtime fields, this
+    name, version and model sha256, no second stage, and ``decision`` if given (else none)."""
+    from busapp.core.model_card import ModelCard
+
+    shipped = json.loads((default_bundle_dir() / "card.json").read_text(encoding="utf-8"))
+    raw = {**{k: v for k, v in shipped.items() if k not in ("decision", "second_stage")},
+           "name": name, "version": version, "files": {"tflite": {"path": f"{name}.tflite", "sha256": sha256}}}
+    if decision is not None:
+        raw["decision"] = decision
+    return ModelCard.from_dict(raw)

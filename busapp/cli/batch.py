@@ -16,15 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from busapp.core.batch import BatchProgress, BatchResult
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+from busapp.core.wording import duration
 
 
 class ProgressBar:
@@ -44,7 +36,7 @@ class ProgressBar:
         filled = int(self.width * frac)
         bar = "#" * filled + "." * (self.width - filled)
         rate = p.done / max(1e-9, time.monotonic() - self._t0)
-        return f"[{bar}] {p.done}/{p.total} {frac:4.0%}  {rate:5.1f} img/s  left {format_eta(p.eta_s)}"
+        return f"[{bar}] {p.done}/{p.total} {frac:4.0%}  {rate:5.1f} img/s  left {duration(p.eta_s)}"
 
     def update(self, p: BatchProgress) -> None:
         now = time.monotonic()

@@ -28,6 +28,7 @@ from busapp.core import input_check, risk
 from busapp.core.hashing import sha256_file
 from busapp.core.input_check import InputWarning
 from busapp.core.measure import CalibrationStore, LesionMeasurements, measure_lesion
+from busapp.core.model_card import RUNTIME_FILE
 from busapp.core.risk import RiskAssessment
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class Analyzer:
         self.calibrations = calibrations
         self.audit = audit
         b = predictor.bundle
-        self.model = ModelIdentity(b.name, b.version, str(b.card["files"]["tflite"]["sha256"]))
+        self.model = ModelIdentity(b.name, b.version, b.card.files[RUNTIME_FILE].sha256)
 
     @property
     def bundle(self) -> Any:

@@ -67,3 +67,12 @@ def opened_summary(n_opened: int, n_failed: int) -> str:
                 else f"None of the {n_failed} files could be opened.")
     files = f"{n_failed} file{'s' if n_failed != 1 else ''}"
     return f"Opened {images(n_opened)}; {files} could not be opened."
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as mm:ss or h:mm:ss (time left / taken by a batch), "--:--" when not known yet."""
+    if seconds is None:
+        return "--:--"
+    h, rem = divmod(round(seconds), 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"

@@ -36,19 +36,11 @@ from PySide6.QtWidgets import (
 )
 
 from busapp.core.batch import BatchProgress, BatchResult
+from busapp.core.wording import duration
 from busapp.gui.qt_tasks import TaskBridge
 from busapp.gui.tasks import SerialExecutor, Task
 
 log = logging.getLogger(__name__)
-
-def format_eta(seconds: float | None) -> str:
-    """Seconds as m:ss or h:mm:ss for the time-left line."""
-    if seconds is None:
-        return "--:--"
-    h, rem = divmod(round(seconds), 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
 
 class BatchJob:
     """What the batch task runs on the executor thread; owns its Predictor between runs."""
@@ -207,7 +199,7 @@ class BatchDialog(QDialog):
     def _on_progress(self, p: BatchProgress) -> None:
         self.progress_bar.setRange(0, max(1, p.total))
         self.progress_bar.setValue(p.done)
-        left = "estimating time left" if p.eta_s is None else f"about {format_eta(p.eta_s)} left"
+        left = "estimating time left" if p.eta_s is None else f"about {duration(p.eta_s)} left"
         self.time_label.setText(f"{p.done} of {p.total} images - {left}")
 
     def _on_finished(self, result: BatchResult) -> None:
@@ -215,7 +207,7 @@ class BatchDialog(QDialog):
         self.result = result
         self.progress_bar.setRange(0, max(1, result.total))
         self.progress_bar.setValue(result.done)
-        self.time_label.setText(f"{result.done} of {result.total} images in {format_eta(result.elapsed_s)}")
+        self.time_label.setText(f"{result.done} of {result.total} images in {duration(result.elapsed_s)}")
         self.status_label.setText(result.summary())
         self._update_buttons()
         self.batch_finished.emit(result)

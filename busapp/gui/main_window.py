@@ -651,8 +651,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_ready(self, info: ModelInfo) -> None:
         self.model_info = info
-        low = info.card.get("postprocessing", {}).get("low_confidence_below")
-        self.panel.set_model(info.name, info.version, float(low) if low is not None else None)
+        self.panel.set_model(info.name, info.version, info.card.postprocessing.low_confidence_below)
         self.panel.set_card(info.card)  # its decision rule sets the malignancy bands
         self.model_label.setText(f"Model: {info.name} {info.version}")
         self.model_label.setToolTip("Model files verified against the model card (sha256).")

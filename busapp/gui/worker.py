@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # heavy imports (numpy, LiteRT) happen in the worker thread o
     from busapp.core.audit import AuditLog
     from busapp.core.imageio import LoadedImage
     from busapp.core.measure import CalibrationStore, LesionMeasurements
+    from busapp.core.model_card import ModelCard
     from busapp.core.predictor import Prediction
 
 THUMB_SIZE = 104  # 2x the list's 52 px box: sharp on high-dpi screens, ~40 KB per image
@@ -97,7 +98,7 @@ class Analysis:
 class ModelInfo:
     name: str
     version: str
-    card: dict[str, Any]
+    card: ModelCard  # typed; also a read-only mapping over the JSON for provenance fields
 
 
 class ModelUnavailable(Exception):

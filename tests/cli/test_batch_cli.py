@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from busapp.cli.batch import ProgressBar, format_eta
+from busapp.cli.batch import ProgressBar
 from busapp.cli.main import main
 from busapp.core.batch import BatchProgress
+from busapp.core.wording import duration
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_batch_command_errors(tmp_path: Path, data_dir: Path, capsys) -> None:
 
 
 def test_progress_bar_rendering() -> None:
-    assert format_eta(None) == "--:--" and format_eta(65.4) == "01:05" and format_eta(3725) == "1:02:05"
+    assert duration(None) == "--:--" and duration(65.4) == "01:05" and duration(3725) == "1:02:05"
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -27,10 +27,11 @@ MODEL_SHA = "ab" * 32
 class FakePredictor:
     """Outlines a fixed 20 x 40 px box: the numbers it gives are known exactly."""
 
-    def __init__(self) -> None:
-        card = {"name": "fake", "version": "0.1", "classes": ["normal", "benign", "malignant"],
-                "files": {"tflite": {"sha256": MODEL_SHA}}}
-        self.bundle = SimpleNamespace(name="fake", version="0.1", card=card, classes=tuple(card["classes"]))
+    def __init__(self, decision: dict | None = None) -> None:
+        from risk_cards import fake_card
+
+        card = fake_card(sha256=MODEL_SHA, decision=decision)
+        self.bundle = SimpleNamespace(name="fake", version="0.1", card=card, classes=card.classes)
         self.calls: list[tuple[int, ...]] = []
         self.p_malignant = 0.2
 
@@ -124,8 +125,7 @@ def test_card_without_decision_gives_no_threshold_honestly(png: Path) -> None:
 def test_card_decision_makes_the_result_suspicious_or_not(png: Path, tmp_path: Path, p_malignant: float) -> None:
     from risk_cards import DECISION
 
-    fake = FakePredictor()
-    fake.bundle.card["decision"] = DECISION
+    fake = FakePredictor(decision=DECISION)
     fake.p_malignant = p_malignant
     log = AuditLog(tmp_path / "audit.jsonl")
     r = Analyzer(fake, audit=log).analyze(load_image(png), source="batch")

@@ -202,9 +202,10 @@ class FakePredictor:
     def __init__(self) -> None:
         from types import SimpleNamespace
 
-        classes = ("normal", "benign", "malignant")
-        card = {"name": "fake", "version": "0.1", "classes": list(classes), "files": {"tflite": {"sha256": "cd" * 32}}}
-        self.bundle = SimpleNamespace(name="fake", version="0.1", card=card, classes=classes)
+        from risk_cards import fake_card
+
+        card = fake_card(sha256="cd" * 32)
+        self.bundle = SimpleNamespace(name="fake", version="0.1", card=card, classes=card.classes)
 
     def predict(self, image: np.ndarray):
         from busapp.core.predictor import Prediction
