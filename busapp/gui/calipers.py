@@ -1,92 +1,33 @@
-"""Manual calipers and the report pair (width parallel to the skin, depth at right angles to it).
-
-The reader drags two-point distance lines on the viewer (Tools: Caliper, C); each is measured in mm
-where the pixel size for that part of the image is known (the file's own calibrated region, else the
-user's calibration), else in pixels. The report pair is what a sonographer writes in a report: the
-widest extent of the lesion parallel to the skin (horizontal, probe at the top of the image) and
-its depth perpendicular to it (vertical), beside the longest diameter (Feret, D1) and its
-perpendicular (D2) that the measurements already give.
-
-The geometry (``report_pair``, ``caliper_length``) is Qt-free; ``CalipersController`` wires the
-viewer tool, the side-panel section and the lines per image frame.
+"""The calipers' side-panel section and controller: the viewer's caliper tool (Tools: Caliper, C),
+the reader's lines per image frame (kept in ``core.calipers.CaliperStore``, so reopening the image
+brings them back) and the report pair of the outline shown. Geometry and lengths: ``core.calipers``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from busapp.core.calipers import (
+    CaliperItem,
+    CaliperStore,
+    Length,
+    Line,
+    ReportPair,
+    caliper_length,
+    line_spacing,
+    report_pair,
+)
 
 if TYPE_CHECKING:
     from busapp.gui.main_window import MainWindow
     from busapp.gui.records import ImageRecord
 
-Point = tuple[float, float]
-Line = tuple[Point, Point]
-
-
-@dataclass(frozen=True)
-class Length:
-    value: float
-    unit: str  # "mm" or "px"
-    source: str | None = None  # where the pixel size came from
-
-    def text(self) -> str:
-        return f"{self.value:.1f} {self.unit}"
-
-
-@dataclass(frozen=True)
-class ReportPair:
-    width_line: Line  # horizontal, at the lesion's widest row, from its left to its right edge
-    depth_line: Line  # vertical, at its deepest column, from its top to its bottom edge
-    width_px: float
-    depth_px: float
-
-
-def report_pair(mask: np.ndarray) -> ReportPair | None:
-    """Widest extent parallel to the skin (horizontal) and depth perpendicular to it (vertical) of
-    the largest outlined region, in pixels, with lines to draw (pixel edges, as the measurements)."""
-    from busapp.core.measure import largest_component
-
-    m = largest_component(np.asarray(mask, bool))
-    if not m.any():
-        return None
-    rows = np.flatnonzero(m.any(axis=1))
-    cols = np.flatnonzero(m.any(axis=0))
-    x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    y0, y1 = int(rows[0]), int(rows[-1]) + 1
-    # Draw each line where the lesion is widest / deepest so it lies on the lesion.
-    row = int(rows[np.argmax(m[rows].sum(axis=1))]) + 0.5
-    col = int(cols[np.argmax(m[:, cols].sum(axis=0))]) + 0.5
-    return ReportPair(((float(x0), row), (float(x1), row)), ((col, float(y0)), (col, float(y1))),
-                      float(x1 - x0), float(y1 - y0))
-
-
-def line_spacing(loaded: Any, line: Line, shape: tuple[int, int], sha256: str | None = None,
-                 calibrations: Any = None) -> tuple[tuple[float, float] | None, str | None]:
-    """The pixel size (row_mm, col_mm) that applies along ``line``, or (None, None): pixels."""
-    from busapp.core.measure import resolve_spacing
-
-    h, w = shape
-    region = np.zeros(shape, bool)
-    for x, y in line:
-        region[min(h - 1, max(0, int(y))), min(w - 1, max(0, int(x)))] = True
-    return resolve_spacing(loaded, region, sha256, calibrations)
-
-
-def caliper_length(line: Line, spacing: tuple[float, float] | None, source: str | None = None) -> Length:
-    (x0, y0), (x1, y1) = line
-    if spacing is None:
-        return Length(math.hypot(x1 - x0, y1 - y0), "px")
-    row_mm, col_mm = spacing
-    return Length(math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm), "mm", source)
-
-
-# --- Qt: side-panel section and controller ------------------------------------------------------
+log = logging.getLogger(__name__)
 
 
 class CalipersSection(QWidget):
@@ -146,13 +87,14 @@ class CalipersSection(QWidget):
 class CalipersController(QObject):
     """Manual calipers per (image, frame), the report pair of the outline shown, the section."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: MainWindow, store: CaliperStore | None = None) -> None:
         super().__init__(window)
         from busapp.gui.outline_edit import add_side_section
 
         self.window = window
         self.section = CalipersSection()
-        self._lines: dict[tuple[int, int], list[Line]] = {}
+        self.store = store if store is not None else CaliperStore()
+        self._lines: dict[tuple[int, int], list[Line]] = {}  # read from the store once per opened frame
         add_side_section(window, self.section)
         v = window.viewer
         v.caliper_drawn.connect(self._on_drawn)
@@ -177,9 +119,23 @@ class CalipersController(QObject):
         return None if rec is None else (rec.job_id, rec.frame)
 
     def lines(self, rec: ImageRecord | None = None) -> list[Line]:
+        """The reader's lines on ``rec``'s shown frame (the stored ones, the first time it is asked)."""
         rec = rec if rec is not None else self.window.current_record()
         k = self._key(rec)
-        return list(self._lines.get(k, [])) if k else []
+        if k is None:
+            return []
+        if k not in self._lines and rec.sha256 is not None:
+            self._lines[k] = self.store.get(rec.sha256, rec.frame)
+        return list(self._lines.get(k, []))
+
+    def _save(self, rec: ImageRecord | None) -> None:
+        if rec is None or rec.sha256 is None:
+            return
+        try:
+            self.store.put(rec.sha256, rec.frame, self._lines.get(self._key(rec), []))
+        except OSError as e:  # a full disk: the lines stay on screen, and the reader is told
+            log.error("calipers could not be saved: %s", e)
+            self.window.statusBar().showMessage(f"The calipers could not be saved: {e}", 10000)
 
     def set_tool(self, on: bool) -> None:
         v = self.window.viewer
@@ -193,17 +149,21 @@ class CalipersController(QObject):
 
     @Slot()
     def clear(self) -> None:
-        k = self._key(self.window.current_record())
+        rec = self.window.current_record()
+        k = self._key(rec)
         if k is not None:
-            self._lines.pop(k, None)
+            self._lines[k] = []
+            self._save(rec)
         self.refresh()
 
     @Slot(float, float, float, float)
     def _on_drawn(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        k = self._key(self.window.current_record())
+        rec = self.window.current_record()
+        k = self._key(rec)
         if k is None or math.hypot(x1 - x0, y1 - y0) < 2:
             return
-        self._lines.setdefault(k, []).append(((x0, y0), (x1, y1)))
+        self._lines[k] = [*self.lines(rec), ((x0, y0), (x1, y1))]
+        self._save(rec)
         self.refresh()
 
     def measure(self, rec: ImageRecord, line: Line) -> Length:
@@ -224,6 +184,21 @@ class CalipersController(QObject):
             return None
         return rp, self.measure(rec, rp.width_line), self.measure(rec, rp.depth_line)
 
+    def items(self, rec: ImageRecord | None = None) -> list[CaliperItem]:
+        """The outline's report pair, then the reader's lines, measured (panel, PDF, overlay export)."""
+        rec = rec if rec is not None else self.window.current_record()
+        if rec is None or rec.loaded is None:
+            return []
+        out: list[CaliperItem] = []
+        found = self.pair(rec)
+        if found is not None:
+            rp, wl, dl = found
+            out += [CaliperItem("width", "Width \u2225 skin", "W", rp.width_line, wl),
+                    CaliperItem("depth", "Depth \u22a5 skin", "H", rp.depth_line, dl)]
+        out += [CaliperItem(f"C{i}", f"Caliper C{i}", f"C{i}", line, self.measure(rec, line))
+                for i, line in enumerate(self.lines(rec), 1)]
+        return out
+
     def refresh(self) -> None:
         w = self.window
         rec = w.current_record()
@@ -232,18 +207,10 @@ class CalipersController(QObject):
             self.section.set_rows([], "Open an image to measure it.")
             v.set_manual_calipers([])
             return
-        rows: list[tuple[str, str, str]] = []
-        drawn: list[tuple[Line, str]] = []
-        found = self.pair(rec)
-        if found is not None:
-            rp, wl, dl = found
-            rows += [("width", "Width \u2225 skin", wl.text()), ("depth", "Depth \u22a5 skin", dl.text())]
-            if self.section.show_pair.isChecked():
-                drawn += [(rp.width_line, f"W {wl.text()}"), (rp.depth_line, f"H {dl.text()}")]
-        for i, line in enumerate(self.lines(rec), 1):
-            length = self.measure(rec, line)
-            rows.append((f"C{i}", f"Caliper C{i}", length.text()))
-            drawn.append((line, f"C{i} {length.text()}"))
+        items = self.items(rec)
+        rows = [(it.key, it.label, it.length.text()) for it in items]
+        drawn = [(it.line, f"{it.short} {it.length.text()}") for it in items
+                 if it.by_reader or self.section.show_pair.isChecked()]
         note = ("Width and depth of the outline parallel and at right angles to the skin (probe at the "
                 "top), beside the longest diameter D1 and its perpendicular D2. Drag with Caliper (C) "
                 "to measure anything else.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget
@@ -70,6 +70,20 @@ def warn(parent: QWidget, title: str, text: str) -> None:
     QMessageBox.warning(parent, title, text)
 
 
+def report_context(window: MainWindow, rec: ImageRecord) -> dict[str, Any]:
+    """The reader's part of a report of ``rec`` (PDF, DICOM export, overlay): their assessment,
+    whether the outline is their edit, the DICOM identity and the calipers (outline pair + theirs)."""
+    reader = getattr(window, "reader", None)
+    edit = getattr(window, "outline_edit", None)
+    calipers = getattr(window, "calipers", None)
+    return {
+        "reader": reader.assessment(rec) if reader is not None else None,
+        "outline_edited": bool(edit is not None and edit.is_edited(rec)),
+        "identity": reader.identity(rec) if reader is not None else None,
+        "calipers": tuple(calipers.items(rec)) if calipers is not None else (),
+    }
+
+
 class ExportController(QObject):
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -103,14 +117,8 @@ class ExportController(QObject):
             from busapp.report.pdf import write_report
 
             info = self.window.model_info
-            w = self.window
-            reader = getattr(w, "reader", None)
-            edit = getattr(w, "outline_edit", None)
             write_report(path, rec.loaded, a.prediction, a.measurements, info.card if info else {},
-                         frame_index=a.frame_index, sha256=rec.sha256,
-                         reader=reader.assessment(rec) if reader is not None else None,
-                         outline_edited=edit is not None and edit.is_edited(rec),
-                         identity=reader.identity(rec) if reader is not None else None)
+                         frame_index=a.frame_index, sha256=rec.sha256, **report_context(self.window, rec))
 
         self._export("report", ".pdf", "PDF (*.pdf)", "Export report", EXPORT_REPORT, write)
 
@@ -130,9 +138,11 @@ class ExportController(QObject):
 
             pixels = rec.decoded.pixels if rec.decoded is not None else rec.loaded.frame(a.frame_index)
             calipers = self.window.overlay_controls.calipers_box.isChecked()
-            edit = getattr(self.window, "outline_edit", None)
-            note = "Outline edited by reader" if edit is not None and edit.is_edited(rec) else None
-            export_overlay_png(path, pixels, a.prediction.mask, a.measurements, calipers=calipers, note=note)
+            ctx = report_context(self.window, rec)
+            note = "Outline edited by reader" if ctx["outline_edited"] else None
+            reader_lines = [(f"{it.short} {it.length.text()}", it.line) for it in ctx["calipers"] if it.by_reader]
+            export_overlay_png(path, pixels, a.prediction.mask, a.measurements, calipers=calipers, note=note,
+                               reader_lines=reader_lines)
 
         self._export("overlay", ".png", "PNG image (*.png)", "Export overlay", EXPORT_OVERLAY, write)
 

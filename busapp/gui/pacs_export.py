@@ -14,6 +14,8 @@ from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+from busapp.gui.exports import report_context
+
 if TYPE_CHECKING:
     from busapp.core.dicom_export import DicomExport
     from busapp.gui.main_window import MainWindow
@@ -68,19 +70,14 @@ class DicomExportController(QObject):
             if not chosen:
                 return None
             folder = Path(chosen)
-        reader = getattr(w, "reader", None)
-        edit = getattr(w, "outline_edit", None)
         info = w.model_info
         try:
             d = build_report_data(rec.loaded, a.prediction, a.measurements, info.card if info else {},
-                                  a.frame_index, rec.sha256,
-                                  reader=reader.assessment(rec) if reader is not None else None,
-                                  outline_edited=bool(edit is not None and edit.is_edited(rec)),
-                                  identity=reader.identity(rec) if reader is not None else None)
+                                  a.frame_index, rec.sha256, **report_context(w, rec))
             pixels = rec.decoded.pixels if rec.decoded is not None else rec.loaded.frame(a.frame_index)
-            edited = bool(edit is not None and edit.is_edited(rec))
             overlay = qimage_rgb(render_overlay(pixels, a.prediction.mask, a.measurements,
-                                                note="Outline edited by reader" if edited else None))
+                                                reader_lines=d.reader_lines(),
+                                                note="Outline edited by reader" if d.outline_edited else None))
             out = write_dicom_exports(rec.path, report_pdf_bytes(d), overlay, folder, rec.sha256,
                                       protected=tuple(r.path for r in w.records()))
         except (DicomExportError, OSError) as e:

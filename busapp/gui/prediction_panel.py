@@ -18,6 +18,7 @@ from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from busapp.gui.elided_label import ElidedLabel
+from busapp.report.render import tick_labels
 
 if TYPE_CHECKING:
     from busapp.core.input_check import InputWarning
@@ -75,32 +76,6 @@ def list_detail(analysis: object, card: dict | None) -> str:
     if pred.low_confidence:
         text = f"uncertain \u00b7 {text}"
     return ("\u26a0 " + text) if warnings_of(analysis) else text
-
-
-def tick_labels(xs: list[float], texts: list[str], fm: QFontMetrics, left: float, right: float,
-                top: float) -> list[tuple[QRectF, str]]:
-    """Where each tick's label goes: centred under its tick, the two pushed apart when they would
-    overlap (the card's band edges can be 0.03 apart: "0.06" and "0.09" were printed over each
-    other), and the lower one left out when there is no room; the band meaning says it in words."""
-    out: list[tuple[QRectF, str]] = []
-    for x, text in zip(xs, texts, strict=True):
-        w = fm.horizontalAdvance(text) + 4
-        rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
-        if out:
-            prev = out[-1][0]
-            overlap = prev.right() + 3 - rect.left()
-            if overlap > 0:
-                floor = out[-2][0].right() + 3 if len(out) > 1 else left
-                shifted = prev.translated(-min(overlap / 2 + max(0.0, overlap / 2 - (right - rect.right())),
-                                               prev.left() - floor), 0)
-                rect = rect.translated(max(0.0, shifted.right() + 3 - rect.left()), 0)
-                if rect.right() > right:
-                    out.pop()  # no room for both: the higher edge (the threshold) keeps its label
-                    rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
-                else:
-                    out[-1] = (shifted, out[-1][1])
-        out.append((rect, text))
-    return out
 
 
 class RiskBar(QWidget):

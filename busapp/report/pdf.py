@@ -40,7 +40,7 @@ from busapp.core.hashing import sha256_file
 from busapp.core.input_check import InputWarning
 from busapp.core.measure import LesionMeasurements, format_measurements
 from busapp.core.risk import RiskAssessment, assess, class_summary
-from busapp.report.render import array_to_qimage, render_overlay
+from busapp.report.render import array_to_qimage, render_overlay, tick_labels
 
 DPI = 300
 PAGE_MM = (210.0, 297.0)  # A4
@@ -72,6 +72,14 @@ class ReportData:
     identity: Any = None  # busapp.core.patient_identity.PatientIdentity (DICOM): shown, never logged
     risk: RiskAssessment | None = None
     input_warnings: tuple[InputWarning, ...] = ()
+    # core.calipers.CaliperItem: the outline's width and depth, then the reader's own calipers
+    calipers: tuple[Any, ...] = ()
+
+    def caliper_rows(self) -> list[tuple[str, str]]:
+        return [(it.label + (" (reader)" if it.by_reader else ""), it.length.text()) for it in self.calipers]
+
+    def reader_lines(self) -> list[tuple[str, Any]]:
+        return [(f"{it.short} {it.length.text()}", it.line) for it in self.calipers if it.by_reader]
 
 
 def build_report_data(
@@ -87,6 +95,7 @@ def build_report_data(
     identity: Any = None,
     risk: RiskAssessment | None = None,
     input_warnings: tuple[InputWarning, ...] | None = None,
+    calipers: tuple[Any, ...] = (),
 ) -> ReportData:
     """The report's content. ``risk`` and ``input_warnings`` default to what ``core.risk`` and
     ``core.input_check`` give for this prediction and frame (the functions the app uses)."""
@@ -118,6 +127,7 @@ def build_report_data(
         risk=risk or assess(prediction, card=card),
         input_warnings=_warnings(loaded, prediction, card, frame_index) if input_warnings is None
         else tuple(input_warnings),
+        calipers=tuple(calipers),
     )
 
 
@@ -183,6 +193,23 @@ def paint_identity_header(pen: _Pen, d: ReportData) -> None:
     pen.y += mm(1)
 
 
+def _two_columns(pen: _Pen, left: list[tuple[str, str]], right: list[tuple[str, str]],
+                 key_w_mm: tuple[float, float], pt: float | None = None, split: float = 0.5) -> None:
+    """Two key/value tables side by side (the page must stay one page), the left one ``split`` of
+    the width; the pen ends below both."""
+    top, x0, width = pen.y, pen.rect.left(), pen.rect.width()
+    col_w = width * split
+    kw = {} if pt is None else {"pt": pt}
+    pen.table(left, key_w_mm=key_w_mm[0], **kw)
+    left_end = pen.y
+    if right:
+        pen.y = top
+        pen.rect = QRectF(x0 + col_w, pen.rect.top(), width - col_w, pen.rect.height())
+        pen.table(right, key_w_mm=key_w_mm[1], **kw)
+        pen.rect = QRectF(x0, pen.rect.top(), width, pen.rect.height())
+    pen.y = max(pen.y, left_end)
+
+
 def reader_section_lines(d: ReportData) -> list[str]:
     """The reader's section as text; none where the reader recorded no assessment."""
     a = d.reader
@@ -202,15 +229,8 @@ def paint_reader_section(pen: _Pen, d: ReportData) -> None:
     top = pen.y
     rows = [(k, v) for k, v in a.lines() if k != "Comment"]
     half = (len(rows) + 1) // 2
-    col_w = pen.rect.width() / 2
-    pen.table(rows[:half], key_w_mm=32, pt=9)
-    left_end = pen.y
-    pen.y = top
     x0 = pen.rect.left()
-    pen.rect = QRectF(x0 + col_w, pen.rect.top(), col_w, pen.rect.height())
-    pen.table(rows[half:], key_w_mm=24, pt=9)
-    pen.rect = QRectF(x0, pen.rect.top(), col_w * 2, pen.rect.height())
-    pen.y = max(pen.y, left_end)
+    _two_columns(pen, rows[:half], rows[half:], (32, 24), pt=9)
     if a.comment:
         pen.table([("Comment", a.comment)], key_w_mm=32, pt=9)
     p.setPen(QPen(QColor(60, 120, 60), mm(0.6)))
@@ -235,6 +255,7 @@ def report_text(d: ReportData) -> list[str]:
     if d.outline_edited:
         lines.append(OUTLINE_EDITED_NOTE)
     lines += [f"{k}: {v}" for k, v in format_measurements(d.measurements)]
+    lines += [f"{k}: {v}" for k, v in d.caliper_rows()]
     lines.append(d.spacing_note)
     lines += reader_section_lines(d)
     created = d.card.get("created", "")
@@ -312,11 +333,13 @@ def _paint_risk(p: QPainter, pen: _Pen, r: RiskAssessment, warnings: tuple[Input
         p.drawRect(QRectF(bar.left() + b.lower * bar.width(), bar.top(), (b.upper - b.lower) * bar.width(), bar.height()))
     pen.font(7.5)
     p.setPen(QPen(QColor(90, 90, 90), mm(0.25)))
-    for v in [0.0, *(b.lower for b in r.bands[1:]), 1.0]:
-        x = bar.left() + v * bar.width()
+    ticks = [0.0, *(b.lower for b in r.bands[1:]), 1.0]
+    xs = [bar.left() + v * bar.width() for v in ticks]
+    for x in xs:
         p.drawLine(x, bar.bottom(), x, bar.bottom() + mm(1))
-        p.drawText(QRectF(x - mm(6), bar.bottom() + mm(1), mm(12), mm(3.5)), int(Qt.AlignmentFlag.AlignHCenter),
-                   f"{v:.2f}")
+    for rect, text in tick_labels(xs, [f"{v:.2f}" for v in ticks], p.fontMetrics(), bar.left() - mm(6),
+                                  bar.right() + mm(6), bar.bottom() + mm(1)):
+        p.drawText(rect, int(Qt.AlignmentFlag.AlignHCenter), text)
     x = bar.left() + r.p_malignant * bar.width()
     p.setPen(QPen(QColor(20, 20, 20), mm(0.6)))
     p.drawLine(x, bar.top() - mm(1.2), x, bar.bottom() + mm(0.6))
@@ -392,7 +415,8 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float, picture_m
     pics = [
         ("Image", array_to_qimage(d.image)),
         ("Lesion outline" + (" (EDITED BY READER)" if d.outline_edited else "")
-         + " and calipers (D1 longest, D2 perpendicular)", render_overlay(d.image, d.mask, d.measurements,
+         + " and calipers (D1 longest, D2 perpendicular" + (", C the reader's" if d.reader_lines() else "") + ")",
+         render_overlay(d.image, d.mask, d.measurements, reader_lines=d.reader_lines(),
                         note="Outline edited by reader" if d.outline_edited else None)),
     ]
     ih, iw = d.image.shape[:2]
@@ -448,12 +472,14 @@ def paint_report(p: QPainter, d: ReportData, page: QRectF, dpi: float, picture_m
     pen.heading("Lesion measurements (largest outlined region)")
     if d.outline_edited:
         pen.text(OUTLINE_EDITED_NOTE, 9, bold=True, colour=QColor(60, 120, 60))
-    pen.table(format_measurements(d.measurements), key_w_mm=50)
+    _two_columns(pen, format_measurements(d.measurements), d.caliper_rows(), (44, 36), split=0.6)
     user = d.measurements is not None and d.measurements.spacing_source == "user calibrated"
     pen.text(d.spacing_note, 8.5, bold=user, colour=QColor(170, 90, 0) if user else QColor(80, 80, 80))
     pen.text(
         "D1: longest diameter (maximum Feret diameter); D2: longest chord at right angles to D1. "
-        "Depth-to-width > 1 is 'taller than wide' (probe at the top of the image).",
+        "Depth-to-width > 1 is 'taller than wide' (probe at the top of the image)."
+        + (" Width/depth: the outline's extent parallel/at right angles to the skin." if d.calipers else "")
+        + (" C1, C2...: lines the reader drew." if d.reader_lines() else ""),
         8,
         colour=QColor(100, 100, 100),
     )
@@ -600,6 +626,7 @@ def write_report(
     identity: Any = None,
     risk: RiskAssessment | None = None,
     input_warnings: tuple[InputWarning, ...] | None = None,
+    calipers: tuple[Any, ...] = (),
 ) -> ReportData:
     """File > Export report: write the PDF for one analysed image atomically; returns what it holds.
 
@@ -609,7 +636,7 @@ def write_report(
     """
     d = build_report_data(loaded_image, prediction, measurements, card, frame_index, sha256, generated,
                           risk=risk, input_warnings=input_warnings, reader=reader,
-                          outline_edited=outline_edited, identity=identity)
+                          outline_edited=outline_edited, identity=identity, calipers=calipers)
     write_bytes_atomic(Path(path), report_pdf_bytes(d))
     if audit is not None:
         audit.record(

@@ -6,11 +6,13 @@ tests all use ``render_overlay``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QImage, QPainter, QPainterPath, QPen
 
 from busapp.core import wording
 from busapp.core.atomic import save_mask_png, write_bytes_atomic
@@ -18,6 +20,33 @@ from busapp.core.measure import LesionMeasurements
 
 LESION_RGB = (255, 200, 61)  # same warm yellow as the viewer's overlay
 CALIPER_RGB = (120, 200, 255)  # same light blue as the viewer's calipers
+READER_CALIPER_RGB = (150, 230, 150)  # the reader's own calipers: green as in the viewer, apart from D1/D2
+
+
+def tick_labels(xs: list[float], texts: list[str], fm: QFontMetrics | QFontMetricsF, left: float, right: float,
+                top: float) -> list[tuple[QRectF, str]]:
+    """Where each tick's label goes: centred under its tick, the two pushed apart when they would
+    overlap (the card's band edges can be 0.03 apart: "0.06" and "0.09" were printed over each
+    other), and the lower one left out when there is no room; the band meaning says it in words."""
+    out: list[tuple[QRectF, str]] = []
+    for x, text in zip(xs, texts, strict=True):
+        w = fm.horizontalAdvance(text) + 4
+        rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
+        if out:
+            prev = out[-1][0]
+            overlap = prev.right() + 3 - rect.left()
+            if overlap > 0:
+                floor = out[-2][0].right() + 3 if len(out) > 1 else left
+                shifted = prev.translated(-min(overlap / 2 + max(0.0, overlap / 2 - (right - rect.right())),
+                                               prev.left() - floor), 0)
+                rect = rect.translated(max(0.0, shifted.right() + 3 - rect.left()), 0)
+                if rect.right() > right:
+                    out.pop()  # no room for both: the higher edge (the threshold) keeps its label
+                    rect = QRectF(max(left, min(right - w, x - w / 2)), top, w, fm.height())
+                else:
+                    out[-1] = (shifted, out[-1][1])
+        out.append((rect, text))
+    return out
 
 
 def array_to_qimage(a: np.ndarray) -> QImage:
@@ -55,15 +84,19 @@ def draw_calipers(
     p: QPainter, m: LesionMeasurements, scale: float = 1.0, line_width: float = 2.0, labels: bool = True
 ) -> None:
     """Draw both caliper lines (dashed, with end ticks) and their lengths; coordinates are image pixels."""
-    colour = QColor(*CALIPER_RGB)
+    draw_lines(p, [(f"D1 {wording.length(m.longest_diameter, m.unit)}", m.longest_axis),
+                   (f"D2 {wording.length(m.perpendicular_diameter, m.unit)}", m.perpendicular_axis)],
+               QColor(*CALIPER_RGB), scale, line_width, labels)
+
+
+def draw_lines(p: QPainter, lines: Sequence[tuple[str, Any]], colour: QColor, scale: float = 1.0,
+               line_width: float = 2.0, labels: bool = True) -> None:
+    """Measured lines (text, ((x0, y0), (x1, y1)) in image pixels): dashed, end ticks, the text."""
     font = QFont()
     font.setPixelSize(max(10, round(14 / scale)))
     font.setBold(True)
     p.setFont(font)
-    for name, seg, length in (
-        ("D1", m.longest_axis, m.longest_diameter),
-        ("D2", m.perpendicular_axis, m.perpendicular_diameter),
-    ):
+    for text, seg in lines:
         a, b = QPointF(*seg[0]), QPointF(*seg[1])
         pen = QPen(colour, line_width / scale, Qt.PenStyle.DashLine)
         p.setPen(pen)
@@ -79,7 +112,6 @@ def draw_calipers(
             # Label beside the end point that is further right (away from the lesion centre line),
             # moved inside the image where it would be cut at an edge (issue 25, defect 2).
             end = b if b.x() >= a.x() else a
-            text = f"{name} {wording.length(length, m.unit)}"
             dev = p.device()
             bounds = QRectF(0, 0, dev.width(), dev.height()) if dev is not None else None
             at = label_origin(end, QFontMetricsF(font).boundingRect(text), 6 / scale, bounds)
@@ -113,9 +145,11 @@ def render_overlay(
     calipers: bool = True,
     labels: bool = True,
     note: str | None = None,
+    reader_lines: Sequence[tuple[str, Any]] = (),
 ) -> QImage:
     """The image (its own size, RGB) with the lesion fill, outline and (optionally) calipers;
-    ``note`` (e.g. "Outline edited by reader") is written in the top-left corner."""
+    ``note`` (e.g. "Outline edited by reader") is written in the top-left corner; ``reader_lines``
+    (text, line) are the reader's own calipers, drawn in their own colour with ``calipers``."""
     base = array_to_qimage(image).convertToFormat(QImage.Format.Format_RGB32)
     if mask is None:
         return base
@@ -139,6 +173,8 @@ def render_overlay(
                 p.drawPath(mask_outline_path(mask))
         if calipers and measurements is not None:
             draw_calipers(p, measurements, scale, labels=labels)
+        if calipers and reader_lines:
+            draw_lines(p, reader_lines, QColor(*READER_CALIPER_RGB), scale, labels=labels)
         if note:
             draw_note(p, note, scale)
     finally:
@@ -179,9 +215,10 @@ def export_overlay_png(
     measurements: LesionMeasurements | None = None,
     calipers: bool = True,
     note: str | None = None,
+    reader_lines: Sequence[tuple[str, Any]] = (),
 ) -> None:
     """File > Export overlay: the image with the overlay (and calipers), full resolution, atomically."""
-    img = render_overlay(image, mask, measurements, calipers=calipers, note=note)
+    img = render_overlay(image, mask, measurements, calipers=calipers, note=note, reader_lines=reader_lines)
     write_bytes_atomic(Path(path), qimage_png_bytes(img))
 
 

@@ -10,7 +10,7 @@ import pytest
 from gui_helpers import drop, wait_all_done
 from test_reader_mask_edit import drag
 
-from busapp.gui.calipers import caliper_length, report_pair
+from busapp.core.calipers import caliper_length, report_pair
 
 
 def test_report_pair_is_the_horizontal_and_vertical_extent() -> None:
@@ -61,3 +61,40 @@ def test_drawn_caliper_is_measured_and_follows_calibration(qtbot, window, sample
     assert window.viewer.manual_caliper_count() == 3  # width and depth lines drawn too
     window.calipers.clear()
     assert "C1" not in sec.values() and window.viewer.manual_caliper_count() == 2
+
+
+def test_calipers_are_kept_with_the_image_and_reach_the_report(qtbot, make_window, sample_images, tmp_path,
+                                                               settings_file) -> None:
+    """Issue 25: the reader's calipers were lost when the image was closed, and no report showed them."""
+    from pypdf import PdfReader
+
+    from busapp.report.pdf import write_report
+
+    w = make_window()
+    drop(w, sample_images[:1])
+    wait_all_done(qtbot, w, n=1)
+    w.calipers.tool_action.trigger()
+    drag(w.viewer, [(100, 100), (160, 180)])
+    (drawn,) = w.calipers.lines()
+    w.clear_images()
+    assert w.viewer.manual_caliper_count() == 0
+    # Reopened (here in a new window, as after a restart): the line is back, at the same place.
+    w2 = make_window(settings_path=settings_file)
+    drop(w2, sample_images[:1])
+    wait_all_done(qtbot, w2, n=1)
+    rec = w2.records()[0]
+    (back,) = w2.calipers.lines()
+    assert np.allclose(back, drawn, atol=0.01) and "C1" in w2.calipers.section.values()
+    from busapp.gui.exports import report_context
+
+    ctx = report_context(w2, rec)
+    a = rec.analysis
+    d = write_report(tmp_path / "r.pdf", rec.loaded, a.prediction, a.measurements, w2.model_info.card,
+                     sha256=rec.sha256, **ctx)
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(tmp_path / "r.pdf").pages).split())
+    c1 = w2.calipers.section.values()["C1"]
+    assert f"Caliper C1 (reader): {c1}" in " ".join(f"{k}: {v}" for k, v in d.caliper_rows())
+    assert "Caliper C1 (reader)" in text and c1 in text and "Width" in text and "lines the reader drew" in text
+    # Cleared: gone from the store too.
+    w2.calipers.clear()
+    assert w2.calipers.store.get(rec.sha256, 0) == []
