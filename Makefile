@@ -30,6 +30,7 @@ run: $(VENV)/.runtime
 	$(BIN)/busapp
 
 test: $(VENV)/.dev
+	sh scripts/test_tools.sh
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 package: $(VENV)/.dev

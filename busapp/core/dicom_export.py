@@ -3,8 +3,8 @@
 Both go into the source image's study: Study Instance UID, the patient module and the study
 module are copied from the source DICOM header; each export gets a new Series Instance UID and SOP
 Instance UID (one series per export kind, so a re-export lands beside the first). The overlay
-carries burned-in text (caliper labels), which the header says. No Structured Report is written: it
-could not be validated here (no dciodvfy), so it is left out rather than sent half-right.
+carries burned-in text (caliper labels), which the header says. The tests run dicom3tools' IOD
+validator (dciodvfy) on both objects: Type 2 attributes the source lacks are written empty.
 
 For an input that is not DICOM, ``missing_for_dicom_export`` says what a PACS would need and does
 not have. Qt-free (pydicom, numpy); writes atomically and never over a file busapp did not write.
@@ -26,7 +26,11 @@ PATIENT_MODULE = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirth
                   "OtherPatientIDsSequence", "PatientAge", "PatientWeight", "PatientSize")
 STUDY_MODULE = ("StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
                 "AccessionNumber", "StudyDescription", "IssuerOfAccessionNumberSequence")
-INHERITED = ("SpecificCharacterSet", "InstitutionName", "Laterality")
+INHERITED = ("SpecificCharacterSet", "InstitutionName")
+# Type 2 attributes of the patient and study modules: present in every object, empty where the
+# source has no value (dciodvfy reports a missing Type 2 attribute as an error).
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+         "ReferringPhysicianName", "StudyID", "AccessionNumber")
 SERIES_NUMBER = {"report": 9901, "overlay": 9902}  # high numbers: beside, not among, the scanner's series
 
 # Type 1 (must be present, non-empty) attributes checked before anything is written: a dciodvfy-style
@@ -94,6 +98,9 @@ def _base(source: Any, sop_class: str, kind: str, when: _dt.datetime) -> Any:
     for k in PATIENT_MODULE + STUDY_MODULE + INHERITED:
         if k in source:
             ds[k] = source[k]
+    for k in TYPE2:
+        if k not in ds:
+            setattr(ds, k, "")
     if not str(ds.get("StudyInstanceUID", "")).strip():
         raise DicomExportError("The source image has no Study Instance UID, so the export has no study to go in.")
     ds.SOPClassUID = sop_class
@@ -106,12 +113,28 @@ def _base(source: Any, sop_class: str, kind: str, when: _dt.datetime) -> Any:
     ds.ContentTime = ds.SeriesTime = when.strftime("%H%M%S")
     ds.Manufacturer = "busapp"
     ds.SoftwareVersions = __version__
-    if "SourceImageSequence" not in ds and "SOPInstanceUID" in source and "SOPClassUID" in source:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = source.SOPClassUID
-        ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
-        ds.SourceImageSequence = [ref]
     return ds
+
+
+def _source_reference(source: Any) -> Any:
+    """A reference item (SOP Class and Instance UID) to the source image, or None."""
+    from pydicom.dataset import Dataset
+
+    if "SOPInstanceUID" not in source or "SOPClassUID" not in source:
+        return None
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = source.SOPClassUID
+    ref.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    return ref
+
+
+def _laterality(source: Any) -> str:
+    """The breast imaged (R / L) from the source's Laterality or Image Laterality; "" if neither says."""
+    for k in ("Laterality", "ImageLaterality"):
+        v = str(source.get(k, "") or "").strip().upper()
+        if v in ("R", "L"):
+            return v
+    return ""
 
 
 def encapsulated_pdf(source: Any, pdf: bytes, when: _dt.datetime | None = None) -> Any:
@@ -125,6 +148,10 @@ def encapsulated_pdf(source: Any, pdf: bytes, when: _dt.datetime | None = None) 
     ds.BurnedInAnnotation = "YES"  # the report names the patient where the header does
     ds.DocumentTitle = "Breast ultrasound decision-support report"
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.ConceptNameCodeSequence = []  # Type 2: no coded document title is claimed
+    ref = _source_reference(source)
+    if ref is not None:  # the Encapsulated Document module's reference to what it reports on
+        ds.SourceInstanceSequence = [ref]
     ds.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S")
     ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")  # OB values have even length
     ds.EncapsulatedDocumentLength = len(pdf)
@@ -143,6 +170,11 @@ def secondary_capture(source: Any, rgb: np.ndarray, when: _dt.datetime | None = 
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.DerivationDescription = "Lesion outline and calipers by busapp (decision support, not a diagnosis)"
     ds.BurnedInAnnotation = "YES"  # caliper labels
+    ds.Laterality = _laterality(source)  # Type 2C: the breast is a paired body part
+    ds.PatientOrientation = source.get("PatientOrientation", "") or ""  # Type 2C: unknown for a capture
+    ref = _source_reference(source)
+    if ref is not None:
+        ds.SourceImageSequence = [ref]
     ds.SamplesPerPixel = 3
     ds.PhotometricInterpretation = "RGB"
     ds.PlanarConfiguration = 0

@@ -48,7 +48,8 @@ def test_exports_are_in_the_source_study_and_read_back(source: Path, tmp_path: P
         assert ds.AccessionNumber == "ACC9" and ds.StudyDate == "20250102"
         assert ds.SeriesInstanceUID != src.SeriesInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
-        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+        refs = ds.SourceInstanceSequence if ds.SOPClassUID == ENCAPSULATED_PDF_STORAGE else ds.SourceImageSequence
+        assert refs[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
         assert check_dataset(ds) == []
     assert rep.SOPClassUID == ENCAPSULATED_PDF_STORAGE and rep.MIMETypeOfEncapsulatedDocument == "application/pdf"
     assert bytes(rep.EncapsulatedDocument)[: rep.EncapsulatedDocumentLength] == PDF
@@ -78,3 +79,26 @@ def test_invalid_objects_are_refused_before_writing(source: Path) -> None:
     assert "MIMETypeOfEncapsulatedDocument is missing or empty" in check_dataset(ds)
     with pytest.raises(DicomExportError):
         encapsulated_pdf(pydicom.dcmread(source), b"not a pdf")
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    import shutil
+    import subprocess
+
+    tool = shutil.which("dciodvfy")
+    if tool is None:
+        pytest.skip("dciodvfy (Debian: dicom3tools) is not installed; `make test` installs it where it can")
+    out = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=60)
+    return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
+
+
+def test_exports_pass_the_dicom3tools_validator(source: Path, tmp_path: Path) -> None:
+    """dciodvfy (David Clunie's IOD validator) finds no error in either object: it found missing
+    Type 2 study attributes, a missing concept name and a reference outside the PDF's IOD."""
+    ds = pydicom.dcmread(source)
+    ds.ImageLaterality = "L"
+    ds.save_as(source)
+    out = write_dicom_exports(source, PDF, np.zeros((40, 50, 3), np.uint8), tmp_path / "out", SHA)
+    for path in (out.report, out.overlay):
+        assert _dciodvfy_errors(path) == [], path.name
+    assert pydicom.dcmread(out.overlay).Laterality == "L"
