@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from busapp.core.dicom_sr import COMPREHENSIVE_SR_STORAGE, NoMeasurementsInMm, measurement_report
+
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 PATIENT_MODULE = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
@@ -31,13 +33,15 @@ INHERITED = ("SpecificCharacterSet", "InstitutionName")
 # source has no value (dciodvfy reports a missing Type 2 attribute as an error).
 TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
          "ReferringPhysicianName", "StudyID", "AccessionNumber")
-SERIES_NUMBER = {"report": 9901, "overlay": 9902}  # high numbers: beside, not among, the scanner's series
+SERIES_NUMBER = {"report": 9901, "overlay": 9902, "measurements": 9903}  # beside, not among, the scanner's series
 
 # Type 1 (must be present, non-empty) attributes checked before anything is written: a dciodvfy-style
 # subset for the two IODs, so a broken object is refused here rather than by the PACS.
 REQUIRED_COMMON = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality")
 REQUIRED = {
     ENCAPSULATED_PDF_STORAGE: (*REQUIRED_COMMON, "MIMETypeOfEncapsulatedDocument", "EncapsulatedDocument", "BurnedInAnnotation", "InstanceNumber"),
+    COMPREHENSIVE_SR_STORAGE: (*REQUIRED_COMMON, "ValueType", "ConceptNameCodeSequence", "CompletionFlag",
+                               "VerificationFlag", "ContentSequence", "ContentTemplateSequence"),
     SECONDARY_CAPTURE_STORAGE: (*REQUIRED_COMMON, "ConversionType", "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PixelData"),
 }
 
@@ -52,6 +56,7 @@ class DicomExport:
     overlay: Path
     study_instance_uid: str
     notes: tuple[str, ...] = ()  # e.g. "x.dcm exists and busapp did not write it, so ..."
+    measurements: Path | None = None  # the TID 1500 SR, where the sizes are in mm
 
 
 def read_source_header(path: Path) -> Any:
@@ -108,7 +113,8 @@ def _base(source: Any, sop_class: str, kind: str, when: _dt.datetime) -> Any:
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = SERIES_NUMBER[kind]
     ds.InstanceNumber = 1
-    ds.SeriesDescription = {"report": "busapp decision-support report", "overlay": "busapp lesion overlay"}[kind]
+    ds.SeriesDescription = {"report": "busapp decision-support report", "overlay": "busapp lesion overlay",
+                            "measurements": "busapp lesion measurements"}[kind]
     ds.ContentDate = ds.SeriesDate = when.strftime("%Y%m%d")
     ds.ContentTime = ds.SeriesTime = when.strftime("%H%M%S")
     ds.Manufacturer = "busapp"
@@ -215,10 +221,22 @@ def dataset_bytes(ds: Any) -> bytes:
     return buf.getvalue()
 
 
+def structured_report(source: Any, measurements: Any, when: _dt.datetime | None = None) -> Any:
+    """A Comprehensive SR (TID 1500) of the lesion's measurements in ``source``'s study;
+    ``NoMeasurementsInMm`` where they are in pixels."""
+    when = when or _dt.datetime.now()
+    for k in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID"):
+        if not str(source.get(k, "") or "").strip():
+            raise DicomExportError(f"The source image has no {k}, so an SR cannot reference it.")
+    return measurement_report(source, measurements, _base(source, COMPREHENSIVE_SR_STORAGE, "measurements", when),
+                              when)
+
+
 def write_dicom_exports(source_path: Path, pdf: bytes, overlay_rgb: np.ndarray, folder: Path, sha256: str,
-                        protected: tuple[Path, ...] = ()) -> DicomExport:
-    """Write ``busapp-report-<sha8>.dcm`` and ``busapp-overlay-<sha8>.dcm`` into ``folder`` (names
-    never carry patient identifiers; an existing file busapp did not write is never replaced)."""
+                        protected: tuple[Path, ...] = (), measurements: Any = None) -> DicomExport:
+    """Write ``busapp-report-<sha8>.dcm``, ``busapp-overlay-<sha8>.dcm`` and, with measurements in
+    mm, ``busapp-measurements-<sha8>.dcm`` (an SR) into ``folder`` (names never carry patient
+    identifiers; an existing file busapp did not write is never replaced)."""
     from busapp.core.atomic import write_bytes_atomic
     from busapp.core.output_paths import claim_output
 
@@ -228,14 +246,20 @@ def write_dicom_exports(source_path: Path, pdf: bytes, overlay_rgb: np.ndarray, 
         raise DicomExportError(missing)
     when = _dt.datetime.now()
     objects = {"report": encapsulated_pdf(source, pdf, when), "overlay": secondary_capture(source, overlay_rgb, when)}
-    data = {k: dataset_bytes(ds) for k, ds in objects.items()}  # both valid before either is written
+    notes = []
+    try:
+        objects["measurements"] = structured_report(source, measurements, when)
+    except NoMeasurementsInMm as e:
+        notes.append(f"No measurement SR: {e}.")
+    data = {k: dataset_bytes(ds) for k, ds in objects.items()}  # all valid before any is written
     taken: set[str] = set()
-    paths, notes = {}, []
-    for kind in ("report", "overlay"):
+    paths: dict[str, Path] = {}
+    for kind in objects:
         path, note = claim_output(Path(folder) / f"busapp-{kind}-{sha256[:8]}.dcm",
                                   protected=(Path(source_path), *protected), taken=taken)
         write_bytes_atomic(path, data[kind])
         paths[kind] = path
         if note:
             notes.append(note)
-    return DicomExport(paths["report"], paths["overlay"], str(source.StudyInstanceUID), tuple(notes))
+    return DicomExport(paths["report"], paths["overlay"], str(source.StudyInstanceUID), tuple(notes),
+                       paths.get("measurements"))

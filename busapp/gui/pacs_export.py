@@ -79,7 +79,7 @@ class DicomExportController(QObject):
                                                 reader_lines=d.reader_lines(),
                                                 note="Outline edited by reader" if d.outline_edited else None))
             out = write_dicom_exports(rec.path, report_pdf_bytes(d), overlay, folder, rec.sha256,
-                                      protected=tuple(r.path for r in w.records()))
+                                      protected=tuple(r.path for r in w.records()), measurements=a.measurements)
         except (DicomExportError, OSError) as e:
             log.error("DICOM export failed: %s", type(e).__name__)
             self._message("Export to DICOM failed", str(e))
@@ -89,10 +89,12 @@ class DicomExportController(QObject):
             p = a.prediction
             w.audit.record(EXPORT_DICOM, sha256=rec.sha256, model={"name": p.model_name, "version": p.model_version},
                            outputs={"label": p.label}, details={"format": "dicom", "frame": a.frame_index,
-                                                                "objects": ["encapsulated pdf", "secondary capture"]})
+                                                                "objects": ["encapsulated pdf", "secondary capture"]
+                                                                + (["measurement sr"] if out.measurements else [])})
         except Exception as e:  # the files are written; say that the log is not
             log.error("audit log write failed: %s", e)
             self._message("Audit log", f"The DICOM files were saved, but the audit log could not be written:\n{e}")
         note = (" " + " ".join(out.notes)) if out.notes else ""
-        w.statusBar().showMessage(f"Saved {out.report.name} and {out.overlay.name}.{note}", 10000)
+        names = [out.report.name, out.overlay.name] + ([out.measurements.name] if out.measurements else [])
+        w.statusBar().showMessage(f"Saved {', '.join(names[:-1])} and {names[-1]}.{note}", 10000)
         return out

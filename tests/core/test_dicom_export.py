@@ -102,3 +102,35 @@ def test_exports_pass_the_dicom3tools_validator(source: Path, tmp_path: Path) ->
     for path in (out.report, out.overlay):
         assert _dciodvfy_errors(path) == [], path.name
     assert pydicom.dcmread(out.overlay).Laterality == "L"
+
+
+def test_measurements_in_mm_go_into_a_tid1500_sr_the_validator_accepts(source: Path, tmp_path: Path) -> None:
+    from busapp.core.dicom_sr import COMPREHENSIVE_SR_STORAGE, LONG_AXIS, SHORT_AXIS
+    from busapp.core.measure import LesionMeasurements
+
+    m = LesionMeasurements(area=123.456, area_unit="mm\u00b2", longest_diameter=14.25, perpendicular_diameter=9.5,
+                           unit="mm", depth_to_width=0.7, longest_axis=((1, 2), (30, 4)),
+                           perpendicular_axis=((10, 1), (12, 20)), spacing_source="DICOM Pixel Spacing")
+    out = write_dicom_exports(source, PDF, np.zeros((40, 50, 3), np.uint8), tmp_path / "out", SHA, measurements=m)
+    assert out.measurements is not None and out.measurements.name == "busapp-measurements-12345678.dcm"
+    sr, src = pydicom.dcmread(out.measurements), pydicom.dcmread(source)
+    assert sr.SOPClassUID == COMPREHENSIVE_SR_STORAGE and sr.StudyInstanceUID == src.StudyInstanceUID
+    assert sr.PatientID == "P123" and sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    assert sr.VerificationFlag == "UNVERIFIED"  # decision support: nobody signed it
+
+    def walk(items):
+        for it in items:
+            yield it
+            yield from walk(it.get("ContentSequence", []))
+
+    nums = {it.ConceptNameCodeSequence[0].CodeValue: it.MeasuredValueSequence[0] for it in walk(sr.ContentSequence)
+            if it.ValueType == "NUM"}
+    assert float(nums[LONG_AXIS[0]].NumericValue) == 14.25 and float(nums[SHORT_AXIS[0]].NumericValue) == 9.5
+    assert {n.MeasurementUnitsCodeSequence[0].CodeValue for n in nums.values()} == {"mm", "mm2"}
+    images = [it for it in walk(sr.ContentSequence) if it.ValueType == "IMAGE"]
+    assert images[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+    assert _dciodvfy_errors(out.measurements) == []
+    # In pixels: no SR (a PACS would read the number as a size), and the export says why.
+    px = LesionMeasurements(**{**m.__dict__, "unit": "px", "area_unit": "px\u00b2", "spacing_source": None})
+    out2 = write_dicom_exports(source, PDF, np.zeros((40, 50, 3), np.uint8), tmp_path / "out2", SHA, measurements=px)
+    assert out2.measurements is None and any("pixels" in n for n in out2.notes)

@@ -15,6 +15,9 @@ def test_export_to_dicom_from_the_window(qtbot, window, sample_images, tmp_path,
     from pypdf import PdfReader
 
     src = make_patient_dicom(sample_images[0], tmp_path / "img.dcm")
+    ds = pydicom.dcmread(src)
+    ds.PixelSpacing = [0.1, 0.1]  # sizes in mm, so the measurements go into an SR too
+    ds.save_as(src)
     drop(window, [src])
     wait_all_done(qtbot, window, n=1)
     assert window.dicom_export.action.isEnabled()
@@ -28,6 +31,10 @@ def test_export_to_dicom_from_the_window(qtbot, window, sample_images, tmp_path,
     h, w = window.records()[0].decoded.pixels.shape[:2]
     assert ov.pixel_array.shape == (h, w, 3)
     assert PID not in out.report.name and PID not in window.audit.path.read_text()
+    # The measurements (in mm: this DICOM's Pixel Spacing) as an SR in the same study.
+    m = window.records()[0].analysis.measurements
+    assert m.unit == "mm" and pydicom.dcmread(out.measurements).StudyInstanceUID == study
+    assert "busapp-measurements" in window.statusBar().currentMessage()
     assert any(e["action"] == "export_dicom" for e in window.audit.entries())
 
 
