@@ -118,7 +118,8 @@ def test_figures(bundle: Path, data_root: Path, t: float, n_boot: int) -> dict:
 
 
 def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, out_dir: Path, data_root: Path,
-            n_boot: int = 1000, gate_report: dict | None = None, input_check: dict | None = None) -> dict:
+            n_boot: int = 1000, gate_report: dict | None = None, input_check: dict | None = None,
+            version: str = VERSION) -> dict:
     from busapp.training.card_writer import write_card
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
@@ -147,10 +148,10 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
     tables = held_out_tables(per_site, kind, t, cut, n_boot)
     card = {
         "name": "busnet",
-        "version": VERSION,
+        "version": version,
         "created": dt.date.today().isoformat(),
         "task": "Breast ultrasound: lesion segmentation and normal / benign / malignant classification, one forward pass "
-                "plus a second stage on the outlined lesion.",
+                + ("plus a second stage on the outlined lesion." if kind == "P1" else "with a temperature fitted across sites."),
         "intended_use": old.get("intended_use", "Decision support for clinicians reading breast ultrasound images. "
                                 "Not a diagnosis; not validated for clinical use."),
         "files": {
@@ -251,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", choices=("P0", "P1"), required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--model-version", default=VERSION, help="the bundle's version (a new network: a new minor version)")
     p.add_argument("--data", type=Path, default=None)
     p.add_argument("--input-check", type=Path, default=None,
                    help="the input check's fitted block (scripts/fit_input_check.py) for the card")
@@ -265,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy2(args.out / "card.json", tmp / "card.json")
     card = release(args.recipe, args.all, [Path(d) for d in args.held_out.split(",")], args.stage, tmp,
                    args.data or default_data_root(), args.bootstrap,
-                   input_check=json.loads(args.input_check.read_text()) if args.input_check else None)
+                   input_check=json.loads(args.input_check.read_text()) if args.input_check else None,
+                   version=args.model_version)
     print(json.dumps({k: card["metrics"][k] for k in ("test",)}, indent=1)[:3000])
     return 0
 
