@@ -9,7 +9,7 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from busapp.core.calipers import (
@@ -111,9 +111,22 @@ class CalipersController(QObject):
             menu.addSeparator()
             menu.addAction(self.tool_action)
             menu.addAction(self.clear_action)
-        window.shown_changed.connect(lambda _rec: self.refresh())
+        # After the result is painted, not before: the outline's width/depth take a few ms of a next
+        # image's 80 on the GUI thread. One zero-time timer coalesces the shown_changed of one result.
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
+        window.shown_changed.connect(self._on_shown)
         self._pair_of: tuple[object, ReportPair | None] | None = None  # (mask, its report pair)
+        self._drawn_for: tuple[int, int] | None = None  # whose lines the viewer shows
         self.refresh()
+
+    def _on_shown(self, rec: ImageRecord | None) -> None:
+        if self._key(rec) != self._drawn_for:  # never an instant of one image's lines on another
+            self.window.viewer.set_manual_calipers([])
+            self._drawn_for = None
+        self._refresh_timer.start()
 
     def _key(self, rec: ImageRecord | None) -> tuple[int, int] | None:
         return None if rec is None else (rec.job_id, rec.frame)
@@ -218,3 +231,4 @@ class CalipersController(QObject):
             note += " In pixels: no pixel size for that part of the image (Tools \u203a Calibrate)."
         self.section.set_rows(rows, note)
         v.set_manual_calipers(drawn)
+        self._drawn_for = self._key(rec)
