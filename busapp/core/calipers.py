@@ -100,6 +100,11 @@ class CaliperItem:
         return self.key.startswith("C")
 
 
+def reader_lines(items: Any) -> list[tuple[str, Line]]:
+    """The reader's own calipers among ``items`` as (label drawn beside it, line)."""
+    return [(f"{it.short} {it.length.text()}", it.line) for it in items if it.by_reader]
+
+
 class CaliperStore(FrameStore):
     """The reader's caliper lines (image pixel coordinates), per image sha256 and frame."""
 

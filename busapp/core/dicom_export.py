@@ -229,7 +229,7 @@ def structured_report(source: Any, measurements: Any, when: _dt.datetime | None 
         if not str(source.get(k, "") or "").strip():
             raise DicomExportError(f"The source image has no {k}, so an SR cannot reference it.")
     return measurement_report(source, measurements, _base(source, COMPREHENSIVE_SR_STORAGE, "measurements", when),
-                              when)
+                              when, _source_reference(source))
 
 
 def write_dicom_exports(source_path: Path, pdf: bytes, overlay_rgb: np.ndarray, folder: Path, sha256: str,

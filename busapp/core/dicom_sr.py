@@ -95,14 +95,15 @@ def device_uid() -> str:
     return generate_uid(entropy_srcs=["busapp", __version__])
 
 
-def measurement_report(source: Any, measurements: Any, base: Any, when: _dt.datetime) -> Any:
+def measurement_report(source: Any, measurements: Any, base: Any, when: _dt.datetime, image: Any) -> Any:
     """The SR dataset: ``base`` (``dicom_export._base`` for this SOP class) with the SR modules and
-    the TID 1500 content tree for ``measurements`` (``core.measure.LesionMeasurements`` in mm)."""
+    the TID 1500 content tree for ``measurements`` (``core.measure.LesionMeasurements`` in mm);
+    ``image``: the reference item (SOP Class / Instance UID) to the source image."""
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
     m = measurements
-    if m is None or getattr(m, "unit", "") != "mm":
+    if m is None or not m.calibrated:
         raise NoMeasurementsInMm("the lesion's sizes are in pixels (no trusted pixel size), so no SR "
                                  "measurements are written; the PDF and the overlay still are")
     ds = base
@@ -119,10 +120,7 @@ def measurement_report(source: Any, measurements: Any, base: Any, when: _dt.date
     template.TemplateIdentifier = "1500"
     ds.ContentTemplateSequence = [template]
 
-    image = Dataset()  # the source image, referenced by the image library and the evidence
-    image.ReferencedSOPClassUID = source.SOPClassUID
-    image.ReferencedSOPInstanceUID = source.SOPInstanceUID
-    series = Dataset()
+    series = Dataset()  # the evidence: the source image, as the image library references it too
     series.SeriesInstanceUID = source.SeriesInstanceUID
     series.ReferencedSOPSequence = [image]
     study = Dataset()

@@ -176,6 +176,12 @@ def assess(probabilities: Any, bundle: Any = None, card: Mapping[str, Any] | Non
                           card_threshold=decision.suspicious_threshold if site else None)
 
 
+def band_tone(index: int, n_bands: int) -> int:
+    """How band ``index`` of ``n_bands`` is tinted: 0 the lowest (green), 2 the highest (red), 1
+    any between (amber); the panel, the image list and the PDF use the same three tints."""
+    return 0 if index == 0 else 2 if index >= n_bands - 1 else 1
+
+
 def class_summary(prediction: Any) -> str:
     """The top class in words, below the assessment (panel and report): "normal" as a statement
     about the image; never "suggests benign", which reads as reassurance."""

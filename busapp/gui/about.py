@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QT
 from busapp import APP_NAME, DISCLAIMER, __version__
 from busapp.core import card_format as fmt
 from busapp.core.card_format import Card
-from busapp.core.model_card import as_card_metrics
+from busapp.core.model_card import RUNTIME_FILE, as_card_metrics
 
 THIRD_PARTY = (
     ("Qt for Python (PySide6)", "LGPL-3.0"),
@@ -126,9 +126,7 @@ def versions_line(card: Card | None) -> str:
     app = f"Application: {APP_NAME} {__version__}"
     if card is None:
         return f"{app}. Model: not loaded."
-    files = card.get("files") or {}
-    runtime = next(iter(files.values()), None) if isinstance(files, dict) else None
-    sha = getattr(runtime, "sha256", None) or (runtime.get("sha256") if isinstance(runtime, dict) else None)
+    sha = ((card.get("files") or {}).get(RUNTIME_FILE) or {}).get("sha256")  # the JSON, typed card or not
     model = f"Model: {card.get('name', '?')} {card.get('version', '')}".rstrip()
     return f"{app}. {model}" + (f" (file sha256 {str(sha)[:12]}\u2026)." if sha else ".")
 

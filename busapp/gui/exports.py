@@ -134,15 +134,15 @@ class ExportController(QObject):
     @Slot()
     def export_overlay(self) -> None:
         def write(path: Path, rec: ImageRecord, a: Analysis) -> None:
+            from busapp.core.calipers import reader_lines
             from busapp.report.render import export_overlay_png
 
             pixels = rec.decoded.pixels if rec.decoded is not None else rec.loaded.frame(a.frame_index)
             calipers = self.window.overlay_controls.calipers_box.isChecked()
             ctx = report_context(self.window, rec)
             note = "Outline edited by reader" if ctx["outline_edited"] else None
-            reader_lines = [(f"{it.short} {it.length.text()}", it.line) for it in ctx["calipers"] if it.by_reader]
             export_overlay_png(path, pixels, a.prediction.mask, a.measurements, calipers=calipers, note=note,
-                               reader_lines=reader_lines)
+                               reader_lines=reader_lines(ctx["calipers"]))
 
         self._export("overlay", ".png", "PNG image (*.png)", "Export overlay", EXPORT_OVERLAY, write)
 

@@ -36,6 +36,13 @@ ROW_HEIGHT = 64
 THUMB = 52
 
 
+def _dot_colour(status: str, tone: object) -> QColor:
+    """A done result's dot has its risk band's tint (``tone``); otherwise the status's own colour."""
+    if status == DONE and isinstance(tone, QColor):
+        return QColor(tone)
+    return QColor(STATUS_COLOUR.get(status, STATUS_COLOUR[QUEUED]))
+
+
 def _fit(thumb: QPixmap, dpr: float) -> QPixmap:
     """The thumbnail at the list's box size for this screen; scaled once (``set_thumbnail``), not per paint."""
     if abs(thumb.devicePixelRatio() - dpr) < 1e-6 and max(thumb.width(), thumb.height()) == round(THUMB * dpr):
@@ -103,8 +110,7 @@ class _ItemDelegate(QStyledItemDelegate):
         detail = index.data(DETAIL_ROLE) or STATUS_TEXT.get(status, status)
         painter.setFont(small)
         # A small status dot before the second line.
-        tone = index.data(TONE_ROLE) if status == DONE else None
-        dot = QColor(tone) if isinstance(tone, QColor) else QColor(STATUS_COLOUR.get(status, STATUS_COLOUR[QUEUED]))
+        dot = _dot_colour(status, index.data(TONE_ROLE))
         cy = r.top() + 14 + fm.height() + fm2.height() // 2
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -158,8 +164,7 @@ class ImageList(QListWidget):
         item = self._rows.get(job_id)
         if item is None:
             return None
-        tone = item.data(TONE_ROLE) if item.data(STATUS_ROLE) == DONE else None
-        return QColor(tone) if isinstance(tone, QColor) else QColor(STATUS_COLOUR.get(item.data(STATUS_ROLE), STATUS_COLOUR[QUEUED]))
+        return _dot_colour(item.data(STATUS_ROLE), item.data(TONE_ROLE))
 
     def status(self, job_id: int) -> str | None:
         item = self._rows.get(job_id)

@@ -53,9 +53,10 @@ def warnings_of(analysis: object) -> tuple[InputWarning, ...]:
 
 
 def band_colour(index: int, n_bands: int) -> QColor:
-    """Tint of band ``index`` of ``n_bands``: lowest green, highest red, any between amber."""
-    tone = 0 if index == 0 else 2 if index >= n_bands - 1 else 1
-    return QColor(BAND_COLOURS[tone])
+    """Tint of band ``index`` of ``n_bands`` (``core.risk.band_tone``)."""
+    from busapp.core.risk import band_tone
+
+    return QColor(BAND_COLOURS[band_tone(index, n_bands)])
 
 
 def list_tone(analysis: object, card: dict | None) -> QColor | None:

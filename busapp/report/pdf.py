@@ -39,7 +39,7 @@ from busapp.core.card_format import report_metric_rows
 from busapp.core.hashing import sha256_file
 from busapp.core.input_check import InputWarning
 from busapp.core.measure import LesionMeasurements, format_measurements
-from busapp.core.risk import RiskAssessment, assess, class_summary
+from busapp.core.risk import RiskAssessment, assess, band_tone, class_summary
 from busapp.report.render import array_to_qimage, render_overlay, tick_labels
 
 DPI = 300
@@ -79,7 +79,9 @@ class ReportData:
         return [(it.label + (" (reader)" if it.by_reader else ""), it.length.text()) for it in self.calipers]
 
     def reader_lines(self) -> list[tuple[str, Any]]:
-        return [(f"{it.short} {it.length.text()}", it.line) for it in self.calipers if it.by_reader]
+        from busapp.core.calipers import reader_lines
+
+        return reader_lines(self.calipers)
 
 
 def build_report_data(
@@ -329,7 +331,7 @@ def _paint_risk(p: QPainter, pen: _Pen, r: RiskAssessment, warnings: tuple[Input
     tints = (QColor(190, 222, 200), QColor(245, 222, 170), QColor(240, 180, 170))
     p.setPen(Qt.PenStyle.NoPen)
     for i, b in enumerate(r.bands):
-        p.setBrush(tints[min(i, len(tints) - 1)] if i < len(r.bands) - 1 else tints[-1])
+        p.setBrush(tints[band_tone(i, len(r.bands))])
         p.drawRect(QRectF(bar.left() + b.lower * bar.width(), bar.top(), (b.upper - b.lower) * bar.width(), bar.height()))
     pen.font(7.5)
     p.setPen(QPen(QColor(90, 90, 90), mm(0.25)))

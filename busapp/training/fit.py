@@ -96,7 +96,7 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     outputs must not have chosen the checkpoint) or with no validation records (a refit on
     train + val, the recipe fixed beforehand) the last epoch's weights are kept instead.
     ``run_eagerly``: no graph for the train step; slower per step, but tracing that graph costs
-    ~15 s, most of a smoke test's few steps. Not part of the recipe: the same numbers either way."""
+    ~15 s, most of a smoke test's few steps. Not part of the recipe (not recorded in config.json)."""
     import keras
 
     from busapp.training.dataset import cached_arrays, make_training_data
