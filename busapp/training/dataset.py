@@ -11,6 +11,7 @@ from PIL import Image
 
 from busapp.core.preprocess import mask_to_input, preprocess, scale_intensity
 from busapp.training.data import Record, load_image, load_mask
+from busapp.training.marks import paint_marks
 
 # The value a letterbox pad pixel has after intensity scaling. Geometric augmentation fills
 # with it, so a rotated image's new corners look like padding, not like mid-grey tissue.
@@ -104,7 +105,7 @@ def cached_arrays(data_root: Path, records: list[Record], size: int, cache_dir: 
 # effective resolution (down- and up-sampled, as a coarser probe or a smaller stored image), a
 # depth-dependent gain (time-gain compensation set differently), and contrast about the padding
 # value, so that padding stays black as on every real scan. ``blur``: the smallest resampling scale.
-_BASE = {"blur": None, "depth_gain": 0.0, "contrast_about_pad": False}
+_BASE = {"blur": None, "depth_gain": 0.0, "contrast_about_pad": False, "marks": 0.0}
 AUGMENT = {
     "standard": {**_BASE, "rotate": 0.04, "zoom": 0.15, "shift": 0.06, "contrast": (0.8, 1.25), "brightness": 0.12,
                  "gamma": None, "speckle": 0.0},
@@ -112,6 +113,8 @@ AUGMENT = {
                "gamma": (0.7, 1.5), "speckle": 0.15},
 }
 AUGMENT["domain"] = {**AUGMENT["strong"], "blur": 0.3, "depth_gain": 0.5, "contrast_about_pad": True}
+# "domain_marks": also synthetic burned-in calipers and text on half the images (training/marks.py).
+AUGMENT["domain_marks"] = {**AUGMENT["domain"], "marks": 0.5}
 
 
 class _TFRandom:
@@ -210,6 +213,8 @@ def augment_batch(xb, mb, a: dict, geometric: list, rng):
         xb = PAD_VALUE + (xb - PAD_VALUE) * contrast + brightness * inside
     else:
         xb = xb * contrast + brightness * inside
+    if a["marks"] > 0:
+        xb = paint_marks(ops.clip(xb, PAD_VALUE, 1.0), inside, a["marks"], PAD_VALUE, rng)
     return ops.clip(xb, PAD_VALUE, 1.0), mb
 
 

@@ -32,6 +32,8 @@ RECIPES = {
     "R2": replace(SITE_RECIPE, lesion_pool=False),
     "R3": replace(SITE_RECIPE, size=256),
     "R4": replace(SITE_RECIPE, epochs=24),
+    # Round 3 (docs/busnet2-plan.md): R3 with synthetic burned-in marks and normal images twice.
+    "R5": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2),
 }
 
 

@@ -30,7 +30,7 @@ def _first_batch(path: str, x, m, y, strength: str):
 
 
 @pytest.mark.parametrize("path", ["tf.data", "arrays"])
-@pytest.mark.parametrize("strength", ["standard", "strong", "domain"])
+@pytest.mark.parametrize("strength", ["standard", "strong", "domain", "domain_marks"])
 def test_augmented_batch_is_a_valid_training_batch(strength, path):
     pytest.importorskip("tensorflow")
     from busapp.training.dataset import PAD_VALUE
@@ -48,7 +48,7 @@ def test_augmented_batch_is_a_valid_training_batch(strength, path):
     flat = xb.reshape(len(xb), -1).std(1) < 1e-6
     assert flat.sum() == 1  # the padding-only image, and no other
     assert xb[flat].max() <= 0.7 * PAD_VALUE + 1e-6
-    if strength == "domain":  # contrast about black: the padding stays exactly black
+    if strength.startswith("domain"):  # contrast about black: the padding stays exactly black
         assert np.allclose(xb[flat], PAD_VALUE, atol=1e-6)
     # The transforms move the lesion but keep most of it in the frame.
     kept = mb.reshape(len(mb), -1).sum(1) / m.reshape(len(m), -1).sum(1)
@@ -116,3 +116,36 @@ def test_array_batches_cover_each_image_once_per_epoch_and_reshuffle():
     batches.on_epoch_end()
     assert len(first) == 16 and not np.array_equal(order1, batches.order)
     assert sorted(batches.order.tolist()) == list(range(20))
+
+
+def test_mark_bank_draws_thin_bright_marks():
+    from busapp.training.marks import BANK_SIZE, mark_bank
+
+    bank = mark_bank(128)
+    assert bank.shape == (BANK_SIZE, 128, 128, 1)
+    share = (bank > 0).reshape(BANK_SIZE, -1).mean(1)
+    assert (share > 0).all() and share.max() < 0.03  # every overlay has a mark; marks stay thin
+    assert bank.max() <= 1.0 and bank[bank > 0].min() >= 0.6
+    np.testing.assert_array_equal(bank, mark_bank(128, 20261202))  # drawn once, reproducibly
+
+
+def test_marks_are_painted_inside_the_scan_only():
+    keras = pytest.importorskip("keras")
+    from busapp.training.dataset import PAD_VALUE
+    from busapp.training.marks import paint_marks
+
+    keras.utils.set_random_seed(3)
+    x, _, _ = _batch(size=128)
+    inside = (x > PAD_VALUE + 1e-3).astype(np.float32)
+
+    class Draws:  # keras.random behind the interface augment_batch passes
+        def uniform(self, shape, low, high):
+            return keras.random.uniform(shape, low, high)
+
+    every = np.asarray(paint_marks(x, inside, 1.0, PAD_VALUE, Draws()))
+    assert (every >= x - 1e-6).all()  # marks only brighten
+    changed = (every > x + 1e-6).reshape(len(x), -1).any(1)
+    assert changed[:-1].all() and not changed[-1]  # every scan marked; the padding-only image not
+    assert np.array_equal(every[inside == 0], x[inside == 0])
+    none = np.asarray(paint_marks(x, inside, 0.0, PAD_VALUE, Draws()))
+    np.testing.assert_array_equal(none, x)
