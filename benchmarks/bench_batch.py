@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from busapp.core.batch import run_batch
-from busapp.core.predictor import Predictor
+from busapp.core.batch import lane_predictors, run_batch
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 15.0
@@ -43,7 +42,8 @@ def source_images(n: int) -> list[Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=150, help="number of images")
-    ap.add_argument("--threads", type=int, default=2, help="LiteRT threads")
+    ap.add_argument("--lanes", type=int, default=2, help="images analysed side by side (busapp-cli batch --lanes)")
+    ap.add_argument("--threads", type=int, default=1, help="LiteRT threads per lane")
     ap.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="busapp-bench-") as tmp:
@@ -52,8 +52,9 @@ def main() -> None:
             dst = folder / f"d{i % 5}" / f"{i:04d}{src.suffix}"
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
-        predictor = Predictor(num_threads=args.threads)
-        predictor.predict(__import__("numpy").zeros((64, 64), "uint8"))  # warm-up outside the timing
+        predictor = lane_predictors(lanes=args.lanes, num_threads=args.threads)
+        for p in predictor:
+            p.predict(__import__("numpy").zeros((64, 64), "uint8"))  # warm-up outside the timing
         prof = cProfile.Profile() if args.profile else None
         t = time.perf_counter()
         if prof:

@@ -217,7 +217,7 @@ def bench_next(n: int, profile: bool = False) -> None:
 # -- batch ------------------------------------------------------------------------------------------
 def bench_batch(n: int) -> None:
     from busapp.core.audit import AuditLog
-    from busapp.core.batch import run_batch
+    from busapp.core.batch import DEFAULT_LANES, lane_predictors, run_batch
     from busapp.core.predictor import Predictor
 
     app = _app()
@@ -225,8 +225,11 @@ def bench_batch(n: int) -> None:
         folder = Path(tmp, "in")
         distinct_copies(busi_images(n), folder)
         audit = AuditLog(Path(tmp, "audit.jsonl"))
-        t = time.perf_counter()
-        r = run_batch(folder, Path(tmp, "cli"), Predictor(), audit=audit, source="batch")
+        t = time.perf_counter()  # one interpreter on two threads: the engine before the lanes
+        r = run_batch(folder, Path(tmp, "one"), Predictor(), audit=audit, source="batch")
+        one = r.analysed / (time.perf_counter() - t)
+        t = time.perf_counter()  # what busapp-cli batch runs
+        r = run_batch(folder, Path(tmp, "cli"), lane_predictors(), audit=audit, source="batch")
         cli = r.analysed / (time.perf_counter() - t)
 
         w = _window(Path(tmp))
@@ -244,7 +247,8 @@ def bench_batch(n: int) -> None:
         w.close()
     print(f"\nbatch: {n} BUSI images (read, hash, decode, model, measure, mask PNG, CSV, audit), model load "
           f"included; {load()}")
-    print(f"CLI engine (run_batch)  {cli:6.1f} images/s")
+    print(f"one lane, 2 threads     {one:6.1f} images/s")
+    print(f"CLI engine, {DEFAULT_LANES} lanes x 1  {cli:6.1f} images/s")
     print(f"GUI batch dialog        {gui:6.1f} images/s  ({gui / cli * 100:.0f} % of the CLI)")
     print(f"target GUI within 20 % of the CLI: {'met' if gui >= 0.8 * cli else 'NOT met'}; "
           f">= 40 images/s: CLI {'met' if cli >= 40 else 'NOT met'}, GUI {'met' if gui >= 40 else 'NOT met'}")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from busapp.core.batch import BatchProgress, BatchResult
+from busapp.core.batch import DEFAULT_LANES, BatchProgress, BatchResult
 from busapp.core.wording import duration
 
 
@@ -60,12 +60,10 @@ class ProgressBar:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from busapp.core.audit import AuditLog
-    from busapp.core.batch import run_batch
+    from busapp.core.batch import lane_predictors, run_batch
     from busapp.core.measure import CalibrationStore
     from busapp.core.model_bundle import ModelBundleError
     from busapp.core.output_paths import OutputRefused, check_separate_folders, describe_os_error
-    from busapp.core.predictor import Predictor
-
     err = sys.stderr
     if not args.folder.is_dir():
         print(f"busapp-cli batch: {args.folder} is not a folder", file=err)
@@ -76,7 +74,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"busapp-cli batch: {e}", file=err)
         return 2
     try:
-        predictor = Predictor(args.model, num_threads=args.threads)
+        if args.lanes < 1 or args.threads < 1:
+            print("busapp-cli batch: --lanes and --threads must be at least 1", file=err)
+            return 2
+        predictor = lane_predictors(args.model, lanes=args.lanes, num_threads=args.threads)
     except ModelBundleError as e:
         print(f"busapp-cli batch: {e}", file=err)
         return 2
@@ -163,6 +164,8 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--out", type=Path, required=True, help="output folder for results.csv and masks/")
     b.add_argument("--no-resume", action="store_true", help="analyse everything again, ignoring an earlier CSV")
     b.add_argument("--model", type=Path, default=None, help="model bundle folder (default: the bundled model)")
-    b.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
+    b.add_argument("--lanes", type=int, default=DEFAULT_LANES,
+                   help=f"images analysed side by side, one model each (default {DEFAULT_LANES})")
+    b.add_argument("--threads", type=int, default=1, help="CPU threads of each lane's model (default 1)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_batch)

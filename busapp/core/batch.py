@@ -234,6 +234,20 @@ def _load(folder: Path, rel: str, done: Callable[[str, str], bool] | None = None
     return item
 
 
+# Two lanes of one LiteRT thread each: two images in the model at once keep both cores busy while
+# the other lane's Python work (measurements, checks, audit) runs; one interpreter on two threads
+# waited on that work and on the reader (benchmarks/bench_gui.py --only batch measures both).
+DEFAULT_LANES = 2
+
+
+def lane_predictors(bundle_dir: Path | None = None, lanes: int = DEFAULT_LANES, num_threads: int = 1) -> list[Any]:
+    """One Predictor per batch lane (``run_batch(predictor=[...])``), each with its own interpreter."""
+    from busapp.core.predictor import Predictor
+
+    first = Predictor(bundle_dir, num_threads=num_threads)
+    return [first, *(Predictor(first.bundle.directory, num_threads=num_threads) for _ in range(lanes - 1))]
+
+
 def run_batch(
     folder: Path,
     out_dir: Path,
@@ -248,7 +262,8 @@ def run_batch(
 ) -> BatchResult:
     """Analyse every image under ``folder``; see the module docstring for the outputs.
 
-    ``predictor``: a ``busapp.core.predictor.Predictor`` (one is made with the default model if None).
+    ``predictor``: a ``busapp.core.predictor.Predictor``, or a list of them (one lane each, analysing
+    images side by side; ``lane_predictors``); None: the default model's lanes.
     ``cancel``: set it from another thread to stop after the current image; what was done is kept.
     ``audit``: an ``AuditLog`` (one record per analysed image plus a batch summary), or None.
     """
@@ -256,13 +271,14 @@ def run_batch(
     folder, out_dir = Path(folder), Path(out_dir)
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder")
-    if predictor is None:
-        from busapp.core.predictor import Predictor
-
-        predictor = Predictor()
+    predictors = lane_predictors() if predictor is None else (
+        list(predictor) if isinstance(predictor, (list, tuple)) else [predictor])
     cancel = cancel or threading.Event()
-    analyzer = Analyzer(predictor, calibrations=calibrations, audit=audit)
-    bundle = predictor.bundle
+    analyzers = [Analyzer(p, calibrations=calibrations, audit=audit) for p in predictors]
+    analyzer = analyzers[0]
+    bundle = analyzer.bundle
+    if any(a.model != analyzer.model for a in analyzers):
+        raise ValueError("the batch's lanes must run the same model file")
     columns = csv_columns(bundle.classes)
     csv_path, mask_root = out_dir / CSV_NAME, out_dir / MASK_DIR_NAME
     check_separate_folders(folder, out_dir)
@@ -324,23 +340,52 @@ def run_batch(
             row.update(kept, error=f"{rel}: the mask could not be written ({reason}).")
         rows[rel] = row
 
+    # Lanes: each analysis takes a free Analyzer; results are taken in file order, so the CSV, the
+    # masks' names and the progress read as if one lane had done them all.
+    free: queue.Queue[Analyzer] = queue.Queue()
+    for a in analyzers:
+        free.put(a)
+
+    def analyse_in_lane(item: _Loaded) -> tuple[dict[str, str], np.ndarray | None]:
+        a = free.get()
+        try:
+            return _analyse(item, a, source)
+        finally:
+            free.put(a)
+
+    lanes = ThreadPoolExecutor(max_workers=len(analyzers), thread_name_prefix="busapp-batch-lane")
+    inflight: list[tuple[_Loaded, Future | None]] = []  # None: skipped, a previous run covered it
+
+    def next_outcome() -> tuple[_Loaded, Future | None] | None:
+        """The oldest image's outcome, keeping one image per lane in flight; None when all are done."""
+        nonlocal reader_done
+        while not reader_done and not cancel.is_set() and len(inflight) < len(analyzers) + 1:
+            item = todo.get()
+            if item is None:
+                reader_done = True
+                break
+            skip = item.sha256 is not None and already_done(item.rel, item.sha256)
+            inflight.append((item, None if skip else lanes.submit(analyse_in_lane, item)))
+        return inflight.pop(0) if inflight else None
+
     assessments = AssessmentStore()
     last_checkpoint = time.monotonic()
     worked = 0
     finished = 0
     reader_done = False
-    while not cancel.is_set():
-        item = todo.get()
-        if item is None:
-            reader_done = True
+    while True:
+        # After a cancel, the images already in a lane finish (a few ms) and are kept.
+        outcome = next_outcome()
+        if outcome is None:
             break
+        item, fut = outcome
         rel = item.rel
-        if item.sha256 is not None and already_done(rel, item.sha256):
+        if fut is None:
             rows[rel] = {**previous[rel], **reader_csv_values(item.sha256, 0, assessments)}
             reserved.add(previous[rel]["mask"].casefold())
             result.skipped += 1
         else:
-            row, mask = _analyse(item, analyzer, source)
+            row, mask = fut.result()
             row.update(reader_csv_values(item.sha256, 0, assessments))
             if mask is not None:
                 reserved.discard(masks[rel].casefold())
@@ -372,6 +417,7 @@ def run_batch(
         result.cancelled = True
         while not reader_done and todo.get() is not None:  # unblock the reader so it ends
             pass
+    lanes.shutdown()
     while pending:
         settle(*pending.pop(0))
     writer.shutdown()

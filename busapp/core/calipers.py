@@ -67,13 +67,12 @@ def report_pair(mask: np.ndarray) -> ReportPair | None:
 def line_spacing(loaded: Any, line: Line, shape: tuple[int, int], sha256: str | None = None,
                  calibrations: Any = None) -> tuple[tuple[float, float] | None, str | None]:
     """The pixel size (row_mm, col_mm) that applies along ``line``, or (None, None): pixels."""
-    from busapp.core.measure import resolve_spacing
+    from busapp.core.measure import resolve_spacing_for_box
 
     h, w = shape
-    region = np.zeros(shape, bool)
-    for x, y in line:
-        region[min(h - 1, max(0, int(y))), min(w - 1, max(0, int(x)))] = True
-    return resolve_spacing(loaded, region, sha256, calibrations)
+    xs = [min(w - 1, max(0, int(x))) for x, _ in line]  # the end points' pixels, clamped to the image
+    ys = [min(h - 1, max(0, int(y))) for _, y in line]
+    return resolve_spacing_for_box(loaded, (min(xs), min(ys), max(xs), max(ys)), sha256, calibrations)
 
 
 def caliper_length(line: Line, spacing: tuple[float, float] | None, source: str | None = None) -> Length:

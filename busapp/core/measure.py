@@ -407,9 +407,19 @@ def resolve_spacing(
 ) -> tuple[tuple[float, float] | None, str | None]:
     """The pixel size to measure ``lesion`` with: the image's own trusted spacing (DICOM) first,
     else the user's calibration of this file, else (None, None) = pixels."""
-    from busapp.core.spacing import spacing_for_mask
+    from busapp.core.spacing import bbox_of_mask
 
-    found = spacing_for_mask(loaded, lesion)
+    return resolve_spacing_for_box(loaded, bbox_of_mask(lesion), sha256, calibrations)
+
+
+def resolve_spacing_for_box(
+    loaded: Any, bbox: tuple[int, int, int, int] | None, sha256: str | None = None,
+    calibrations: CalibrationStore | None = None,
+) -> tuple[tuple[float, float] | None, str | None]:
+    """``resolve_spacing`` for an inclusive (x0, y0, x1, y1) pixel box; None: nothing to measure."""
+    from busapp.core.spacing import spacing_for_region
+
+    found = spacing_for_region(loaded, bbox) if bbox is not None else None
     if found is not None:
         return found
     if sha256 and calibrations is not None:

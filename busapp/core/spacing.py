@@ -75,10 +75,12 @@ def spacings_agree(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 def bbox_of_mask(mask: np.ndarray) -> BBox | None:
     """Inclusive bounding box of the non-zero pixels, or None for an empty mask."""
-    ys, xs = np.nonzero(np.asarray(mask))
-    if ys.size == 0:
+    m = np.asarray(mask)
+    rows = np.flatnonzero(m.any(axis=1))  # two reductions: no index arrays of every lesion pixel
+    if rows.size == 0:
         return None
-    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+    cols = np.flatnonzero(m[rows[0] : rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
 def _within_image(bbox: BBox, width: int, height: int) -> bool:

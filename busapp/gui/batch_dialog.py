@@ -57,9 +57,9 @@ class BatchJob:
         from busapp.core.measure import CalibrationStore
 
         if self._predictor is None:
-            from busapp.core.predictor import Predictor
+            from busapp.core.batch import lane_predictors
 
-            self._predictor = Predictor(self._bundle_dir)
+            self._predictor = lane_predictors(self._bundle_dir)  # the CLI's lanes: as fast as it
         stop = _Either(self.stop, task.cancel_event)
         return run_batch(
             folder, out_dir, self._predictor,

@@ -20,7 +20,6 @@ from busapp.core.calipers import (
     ReportPair,
     caliper_length,
     line_spacing,
-    report_pair,
 )
 
 if TYPE_CHECKING:
@@ -191,7 +190,7 @@ class CalipersController(QObject):
             return None
         mask = a.prediction.mask
         if self._pair_of is None or self._pair_of[0] is not mask:  # one outline, one pair: not per repaint
-            self._pair_of = (mask, report_pair(mask))
+            self._pair_of = (mask, a.report_pair_of(mask))
         rp = self._pair_of[1]
         if rp is None:
             return None

@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # heavy imports (numpy, LiteRT) happen in the worker thread o
 
     from busapp.core.analysis import AnalysisResult, Analyzer
     from busapp.core.audit import AuditLog
+    from busapp.core.calipers import ReportPair
     from busapp.core.imageio import LoadedImage
     from busapp.core.measure import CalibrationStore, LesionMeasurements
     from busapp.core.model_card import ModelCard
@@ -80,6 +81,17 @@ class Analysis:
     n_frames: int = 1
     result: AnalysisResult | None = field(default=None, repr=False)  # the core's typed result
     timings: dict[str, float] = field(default_factory=dict, repr=False)  # seconds per stage
+    # (the mask it belongs to, the outline's width/depth pair): worked out here, not on the GUI
+    # thread; an edited outline (a new mask) makes it stale, and the calipers panel redoes it.
+    report_pair: tuple[Any, ReportPair | None] | None = field(default=None, repr=False)
+
+    def report_pair_of(self, mask: Any) -> ReportPair | None:
+        """The width/depth pair of ``mask``: the one worked out on the worker if it is that mask's."""
+        if self.report_pair is not None and self.report_pair[0] is mask:
+            return self.report_pair[1]
+        from busapp.core.calipers import report_pair
+
+        return report_pair(mask)
 
     @property
     def risk(self) -> Any:
@@ -311,9 +323,13 @@ class AnalysisWorker:
         lap.last = time.perf_counter()
         fill, outline = overlay_of(r.prediction.mask)
         lap("overlay")
+        from busapp.core.calipers import report_pair
+
+        pair = (r.prediction.mask, report_pair(r.prediction.mask)) if r.prediction.mask is not None else None
+        lap("report pair")
         lap.timings["worker_total"] = lap.total
         return Analysis(r.prediction, r.measurements, fill, outline, lap.timings["worker_total"],
-                        decoded.frame_index, decoded.loaded.n_frames, r, lap.timings)
+                        decoded.frame_index, decoded.loaded.n_frames, r, lap.timings, pair)
 
     def _open_job(self, task: Task, path: Path) -> Analysis:
         from busapp.core.hashing import sha256_file

@@ -350,3 +350,30 @@ def test_unreadable_file_error_has_no_errno_text(tmp_path: Path, monkeypatch: py
     (row,) = read_csv(tmp_path / "out" / CSV_NAME)
     assert row["error"] and "Errno" not in row["error"] and "Input/output error" not in row["error"]
     assert "input/output error" in row["error"]
+
+
+def test_two_lanes_give_the_rows_of_one_in_file_order(image_folder: Path, predictor, tmp_path: Path) -> None:
+    """Lanes analyse images side by side; the CSV, the masks and the progress must not show it."""
+    from busapp.core.batch import lane_predictors
+
+    folder = tmp_path / "in"
+    for src in sorted((image_folder / "a").glob("*.png"))[:14]:
+        (folder / "x").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, folder / "x" / src.name)
+    (folder / "broken.png").write_bytes((image_folder / "broken.png").read_bytes())
+    lanes = lane_predictors(lanes=2)
+    assert lanes[0]._interpreter is not lanes[1]._interpreter
+    seen: list[str] = []
+    one = run_batch(folder, tmp_path / "one", predictor)
+    two = run_batch(folder, tmp_path / "two", lanes, progress=lambda p: seen.append(p.current))
+    assert two.analysed == one.analysed == 15 and two.failed == one.failed == 1
+    assert seen == [r["file"] for r in read_csv(tmp_path / "one" / CSV_NAME)]  # file order, one by one
+    rows_one, rows_two = read_csv(tmp_path / "one" / CSV_NAME), read_csv(tmp_path / "two" / CSV_NAME)
+    assert [r["file"] for r in rows_two] == [r["file"] for r in rows_one]
+    for a, b in zip(rows_one, rows_two, strict=True):
+        assert a["label"] == b["label"] and a["mask"] == b["mask"]
+        # one LiteRT thread against two: the same graph, sums in another order at most
+        for k in ("p_normal", "p_benign", "p_malignant"):
+            assert a[k] == b[k] == "" or abs(float(a[k]) - float(b[k])) < 1e-4
+        if a["mask"]:
+            assert (mask_of(tmp_path / "one", a) == mask_of(tmp_path / "two", b)).mean() > 0.999
