@@ -131,7 +131,7 @@ def _wait(app, cond, timeout: float = 120.0) -> None:
 
 
 # -- next image -------------------------------------------------------------------------------------
-def bench_next(n: int, profile: bool = False) -> None:
+def bench_next(n: int, profile: bool = False, hold_ms: int | None = None) -> None:
     import busapp.core.predictor as predictor_mod
     from busapp.core import preprocess as pre
 
@@ -160,6 +160,8 @@ def bench_next(n: int, profile: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="busapp-bench-gui-") as tmp:
         files = distinct_copies(busi_images(n + 1), Path(tmp, "img"))
         w = _window(Path(tmp))
+        if hold_ms is not None:
+            w.display_hold_ms = hold_ms
         _wait(app, lambda: w.model_info is not None or w.model_error is not None)
         if w.model_error:
             raise SystemExit(w.model_error)
@@ -203,7 +205,8 @@ def bench_next(n: int, profile: bool = False) -> None:
     stages = ["decode", "hash", "display", "thumbnail", "preprocess", "model", "mask post-processing", "measure",
               "risk", "input_check", "audit", "overlay", "GUI thread: delivery and panel", "GUI thread: paint",
               "end to end"]
-    print(f"\nnext image: {len(rows)} BUSI images one at a time, warm window, offscreen; {load()}")
+    print(f"\nnext image: {len(rows)} BUSI images one at a time, warm window, offscreen, image held for its "
+          f"result up to {w.display_hold_ms} ms; {load()}")
     print(f"{'stage':34s} {'median ms':>10s} {'p90 ms':>8s} {'first ms':>9s}")
     for s in stages:
         vals = sorted(r.get(s, 0.0) * 1000 for r in rows)
@@ -400,6 +403,8 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=30, help="images for 'next' (batch uses 4x)")
     ap.add_argument("--memory-n", type=int, default=1000)
     ap.add_argument("--profile", action="store_true", help="'next': profile the GUI thread")
+    ap.add_argument("--hold-ms", type=int, default=None,
+                    help="'next': MainWindow.display_hold_ms (0: paint each image before its result, as before)")
     ap.add_argument("--stand-in-model", action="store_true",
                     help="'memory': replay the model's first output instead of running it 1,000 times")
     ap.add_argument("--child-quit", nargs=2, metavar=("MODE", "FOLDER"), help=argparse.SUPPRESS)
@@ -415,7 +420,7 @@ def main() -> int:
     print(f"busapp GUI benchmark: {os.cpu_count()} CPUs, Qt platform {os.environ.get('QT_QPA_PLATFORM')}")
     only = set(args.only.split(","))
     if "next" in only:
-        bench_next(args.n, args.profile)
+        bench_next(args.n, args.profile, args.hold_ms)
     if "batch" in only:
         bench_batch(4 * args.n)
     if "quit" in only:

@@ -173,3 +173,39 @@ def test_pixel_value_under_cursor_and_navigation(qtbot, window, sample_images) -
     qtbot.keyClick(window.viewer, Qt.Key.Key_Left)
     assert window.current_record() is first
     qtbot.mouseMove(vp, QPoint(-5, -5))
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_new_image_waits_briefly_for_its_result_then_shows_anyway(qtbot, window, sample_images, monkeypatch,
+                                                                   slow: bool) -> None:
+    """Image and outline appear in one paint when the result is quick; a slow result never keeps
+    the image from the reader beyond the short hold."""
+    qtbot.waitUntil(lambda: window.model_info is not None, timeout=RESULT_TIMEOUT_MS)
+    shown_before_result: list[bool] = []
+    set_image = window.viewer.set_image
+
+    def spy(img, *a, **k):
+        rec = window.current_record()
+        if img is not None and rec is not None:
+            shown_before_result.append(rec.analysis is None)
+        return set_image(img, *a, **k)
+
+    monkeypatch.setattr(window.viewer, "set_image", spy)
+    window.display_hold_ms = 2000  # the result (~0.1 s here) comes well inside it
+    if slow:
+        window.display_hold_ms = 150
+        run = Predictor.run
+
+        def slow_run(self, x):
+            time.sleep(1.5)
+            return run(self, x)
+
+        monkeypatch.setattr(Predictor, "run", slow_run)
+    drop(window, [sample_images[0]])
+    rec = window.records()[-1]
+    if slow:  # the image is on screen while the model still runs
+        qtbot.waitUntil(lambda: window.viewer.has_image(), timeout=RESULT_TIMEOUT_MS)
+        assert rec.analysis is None and shown_before_result == [True]
+    wait_all_done(qtbot, window, n=1)
+    assert window.viewer.has_image() and window.panel.state == "result"
+    assert shown_before_result == ([True] if slow else [False])  # one set_image: the bare image only if slow
