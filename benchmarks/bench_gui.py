@@ -131,7 +131,7 @@ def _wait(app, cond, timeout: float = 120.0) -> None:
 
 
 # -- next image -------------------------------------------------------------------------------------
-def bench_next(n: int, profile: bool = False, hold_ms: int | None = None) -> None:
+def bench_next(n: int, profile: bool = False, hold_ms: int | None = None, back_to_back: bool = False) -> None:
     import busapp.core.predictor as predictor_mod
     from busapp.core import preprocess as pre
 
@@ -175,6 +175,8 @@ def bench_next(n: int, profile: bool = False, hold_ms: int | None = None) -> Non
         for i, f in enumerate(files):
             if prof is not None and i == 1:
                 prof.enable()
+            if not back_to_back:  # a reader reads each result: the previous image's descriptors are done
+                _wait(app, lambda: not w.worker_thread.executor.is_busy())
             model_s.clear()
             prep_s.clear()
             t0 = time.perf_counter()
@@ -206,7 +208,8 @@ def bench_next(n: int, profile: bool = False, hold_ms: int | None = None) -> Non
               "risk", "input_check", "audit", "overlay", "GUI thread: delivery and panel", "GUI thread: paint",
               "end to end"]
     print(f"\nnext image: {len(rows)} BUSI images one at a time, warm window, offscreen, image held for its "
-          f"result up to {w.display_hold_ms} ms; {load()}")
+          f"result up to {w.display_hold_ms} ms; "
+          f"{'dropped back to back' if back_to_back else 'each dropped once the worker is idle'}; {load()}")
     print(f"{'stage':34s} {'median ms':>10s} {'p90 ms':>8s} {'first ms':>9s}")
     for s in stages:
         vals = sorted(r.get(s, 0.0) * 1000 for r in rows)
@@ -403,6 +406,9 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=30, help="images for 'next' (batch uses 4x)")
     ap.add_argument("--memory-n", type=int, default=1000)
     ap.add_argument("--profile", action="store_true", help="'next': profile the GUI thread")
+    ap.add_argument("--back-to-back", action="store_true",
+                    help="'next': drop each image as soon as the last is painted, while the worker still works "
+                         "out its descriptors (by default each waits until the worker is idle)")
     ap.add_argument("--hold-ms", type=int, default=None,
                     help="'next': MainWindow.display_hold_ms (0: paint each image before its result, as before)")
     ap.add_argument("--stand-in-model", action="store_true",
@@ -420,7 +426,7 @@ def main() -> int:
     print(f"busapp GUI benchmark: {os.cpu_count()} CPUs, Qt platform {os.environ.get('QT_QPA_PLATFORM')}")
     only = set(args.only.split(","))
     if "next" in only:
-        bench_next(args.n, args.profile, args.hold_ms)
+        bench_next(args.n, args.profile, args.hold_ms, args.back_to_back)
     if "batch" in only:
         bench_batch(4 * args.n)
     if "quit" in only:
