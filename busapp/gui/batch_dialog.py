@@ -53,7 +53,7 @@ class BatchJob:
 
     def __call__(self, task: Task, folder: Path, out_dir: Path, resume: bool) -> BatchResult:
         from busapp.core.audit import AuditLog
-        from busapp.core.batch import run_batch
+        from busapp.core.batch import run_batch, throttled
         from busapp.core.measure import CalibrationStore
 
         if self._predictor is None:
@@ -63,7 +63,7 @@ class BatchJob:
         stop = _Either(self.stop, task.cancel_event)
         return run_batch(
             folder, out_dir, self._predictor,
-            progress=task.report, cancel=stop, resume=resume,
+            progress=throttled(task.report), cancel=stop, resume=resume,
             audit=self._audit if self._audit is not None else AuditLog(),
             calibrations=CalibrationStore(), source="gui-batch",
         )

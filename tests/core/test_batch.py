@@ -15,7 +15,15 @@ import pytest
 from PIL import Image
 
 from busapp.core.audit import AuditLog
-from busapp.core.batch import CSV_NAME, BatchProgress, csv_columns, mask_names, mask_of, run_batch
+from busapp.core.batch import (
+    CSV_NAME,
+    BatchProgress,
+    csv_columns,
+    mask_names,
+    mask_of,
+    run_batch,
+    throttled,
+)
 from busapp.core.measure import CalibrationStore, measure_mask
 
 N_IMAGES = 104
@@ -377,3 +385,13 @@ def test_two_lanes_give_the_rows_of_one_in_file_order(image_folder: Path, predic
             assert a[k] == b[k] == "" or abs(float(a[k]) - float(b[k])) < 1e-4
         if a["mask"]:
             assert (mask_of(tmp_path / "one", a) == mask_of(tmp_path / "two", b)).mean() > 0.999
+
+
+def test_throttled_progress_keeps_the_first_the_last_and_one_per_interval() -> None:
+    now = [0.0]
+    seen: list[int] = []
+    report = throttled(lambda p: seen.append(p.done), every_s=0.1, clock=lambda: now[0])
+    for done in range(1, 11):  # ten images 30 ms apart: 0.00 .. 0.27 s
+        report(BatchProgress(done, 10, None))
+        now[0] += 0.03
+    assert seen == [1, 5, 9, 10]
