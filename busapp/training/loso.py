@@ -34,6 +34,8 @@ RECIPES = {
     "R4": replace(SITE_RECIPE, epochs=24),
     # Round 3 (docs/busnet2-plan.md): R3 with synthetic burned-in marks and normal images twice.
     "R5": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2),
+    # Round 4: R5 trained twice as long (R4's 24 epochs, never trained): heavier augmentation, more epochs.
+    "R6": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, epochs=24),
 }
 
 
