@@ -23,6 +23,7 @@ from busapp.training.data import CLASSES, SITES, SPLIT_FILE, read_split, records
 from busapp.training.loso_eval import (
     LOW_BAND_SENSITIVITY,
     SENSITIVITY_FLOOR,
+    OutlineRule,
     fit_stage,
     gate,
     load_outputs,
@@ -56,7 +57,7 @@ def _ci(values: dict[str, float], cis: dict[str, tuple[float, float]]) -> dict[s
             for k, v in values.items() if not k.startswith("n")}
 
 
-def held_out_tables(per_site: dict, kind: str, t: float, cut: float, n_boot: int) -> dict:
+def held_out_tables(per_site: dict, kind: str, t: float, rule: OutlineRule, n_boot: int) -> dict:
     """Per held-out site: figures at the shipped rules, probabilities from a stage fitted on the
     other sites (as the gate scored them), with 95 % intervals over duplicate groups / patients."""
     from busapp.training.loso_eval import cross_site_probs
@@ -65,7 +66,7 @@ def held_out_tables(per_site: dict, kind: str, t: float, cut: float, n_boot: int
     tables = {}
     for s, out in per_site.items():
         def fn(idx, out=out, p=probs[s]):
-            return site_figures({k: v[idx] for k, v in out.items()}, p[idx], t, cut)
+            return site_figures({k: v[idx] for k, v in out.items()}, p[idx], t, rule)
 
         point = fn(np.arange(len(out["y"])))
         cis = bootstrap_ci(list(out["groups"]), fn, n_boot=n_boot)
@@ -129,7 +130,8 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
     per_site = {json.loads((d / "loso.json").read_text())["held_out"]: load_outputs(d / "held_out.npz")
                 for d in held_out_dirs}
     g = gate_report or gate(per_site, kind)
-    t, cut = g["threshold"], g["outline_cut"]
+    t = g["threshold"]
+    rule = OutlineRule(**g["outline_rule"]) if "outline_rule" in g else OutlineRule(g["outline_cut"])
     pm = {s: (fit_stage(kind, merge([o for u, o in per_site.items() if u != s])).probs(o)[:, 2], o["y"])
           for s, o in per_site.items()}
     low = threshold_for(pm, LOW_BAND_SENSITIVITY)
@@ -145,7 +147,7 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
     old = json.loads(old_card.read_text()) if old_card.exists() else {}
     assignment = read_split(SPLIT_FILE)
     sens = {s: g["sites"][s]["sensitivity"] for s in per_site}
-    tables = held_out_tables(per_site, kind, t, cut, n_boot)
+    tables = held_out_tables(per_site, kind, t, rule, n_boot)
     card = {
         "name": "busnet",
         "version": version,
@@ -167,9 +169,9 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
             "letterbox": True, "intensity_offset": INTENSITY_OFFSET, "intensity_scale": INTENSITY_SCALE,
         },
         "postprocessing": {
-            "mask_threshold": 0.5, "mask_keep": "all", "min_area_fraction": 0.0,
+            "mask_threshold": 0.5, "mask_keep": rule.keep, "min_area_fraction": rule.min_area,
             "suppress_mask_when_normal": False,
-            "suppress_mask_when_normal_at_least": None if cut > 1 else cut,
+            "suppress_mask_when_normal_at_least": None if rule.cut > 1 else rule.cut,
             "low_confidence_below": LOW_CONFIDENCE_BELOW,
             "temperature": 1.0,
             "temperature_note": "the graph's own (none); the calibration across sites is second_stage",

@@ -7,7 +7,14 @@ import pytest
 
 from busapp.core.lesion_features import FEATURE_NAMES, lesion_features
 from busapp.core.second_stage import SecondStage, SecondStageError
-from busapp.training.loso_eval import fit_stage, sensitivity_specificity, threshold_for
+from busapp.training.loso_eval import (
+    OutlineRule,
+    fit_stage,
+    search_outline_rule,
+    sensitivity_specificity,
+    site_figures,
+    threshold_for,
+)
 
 
 def _site(rng, n_mal, n_ben, shift):
@@ -77,3 +84,54 @@ def test_lesion_features_tell_an_irregular_tall_lesion_from_an_oval_wide_one():
     assert s["radial_roughness"] > o["radial_roughness"]
     assert o["echo_contrast"] < 0  # darker than its rim: hypoechoic
     assert _features(np.zeros((64, 64), bool))["lesion_present"] == 0.0
+
+
+def _outline_site(rng, n_normal, n_lesion, normal_blob):
+    """Held-out outputs where normal images get small spurious outlines (region share
+    ``normal_blob``) and lesions larger ones; the largest region is a little better than all."""
+    y = np.r_[np.zeros(n_normal, int), rng.integers(1, 3, n_lesion)]
+    lesion = y > 0
+    share = np.where(lesion, rng.uniform(0.02, 0.2, len(y)), normal_blob)
+    dice = np.where(lesion, rng.uniform(0.5, 0.9, len(y)), np.nan)
+    probs = np.where(lesion[:, None], [0.2, 0.5, 0.3], [0.25, 0.5, 0.25])  # p(normal) never tells them apart
+    out = {"y": y, "mask_share": share, "region_share": share, "dice": dice, "dice_largest": dice + 0.01 * lesion}
+    return out, probs
+
+
+def test_outline_search_drops_small_spurious_outlines_and_keeps_the_lesions():
+    rng = np.random.default_rng(3)
+    per_site, probs = {}, {}
+    for name, blob in (("a", 0.004), ("b", 0.008)):
+        per_site[name], probs[name] = _outline_site(rng, 40, 120, blob)
+    base = OutlineRule(0.30)
+    assert all(site_figures(per_site[s], probs[s], 0.5, base)["normal_outlined"] == 1.0 for s in per_site)
+    rule = search_outline_rule(probs, per_site, base)
+    assert rule == OutlineRule(1.01, 0.01, "largest")  # the smallest area that clears both sites' normals
+    for s in per_site:
+        f = site_figures(per_site[s], probs[s], 0.5, rule)
+        assert f["normal_outlined"] == 0.0
+        assert f["dice_mean"] == pytest.approx(np.nanmean(per_site[s]["dice_largest"]))
+
+
+def test_outline_search_spends_little_dice_when_no_rule_meets_the_bar():
+    rng = np.random.default_rng(4)
+    per_site, probs = {}, {}
+    for name in ("a", "b"):  # normal outlines as large as lesions': no area rule separates them
+        out, p = _outline_site(rng, 40, 120, 0.0)
+        out["mask_share"] = out["region_share"] = rng.uniform(0.02, 0.2, len(out["y"]))
+        per_site[name], probs[name] = out, p
+    base = OutlineRule(0.30)
+    rule = search_outline_rule(probs, per_site, base)
+    dice = {r: np.mean([site_figures(per_site[s], probs[s], 0.5, r)["dice_mean"] for s in per_site]) for r in (base, rule)}
+    outlined = {r: max(site_figures(per_site[s], probs[s], 0.5, r)["normal_outlined"] for s in per_site)
+                for r in (base, rule)}
+    assert dice[rule] >= dice[base] - 0.02 and outlined[rule] <= outlined[base]
+    assert outlined[rule] > 0.10  # the bar is not met: the fallback says so by its figures
+
+
+def test_outline_search_without_area_fields_searches_the_cut_alone():
+    rng = np.random.default_rng(5)
+    out, p = _outline_site(rng, 20, 40, 0.004)
+    del out["region_share"], out["dice_largest"]
+    rule = search_outline_rule({"a": p}, {"a": out}, OutlineRule(0.30))
+    assert rule.min_area == 0.0 and rule.keep == "all"

@@ -47,6 +47,8 @@ def test_tiny_round_gives_a_bundle_the_app_runs(tmp_path, data_root, sample_imag
     card = release("tiny", base, held, "P1", bundle, data_root, n_boot=0, gate_report=g)
     assert set(card["metrics"]["test_by_dataset"]) == set(SITES)
     assert set(card["decision"]["per_site"]) == set(SITES)
+    rule, post = g["outline_rule"], card["postprocessing"]  # the card ships the rule the search chose
+    assert (post["min_area_fraction"], post["mask_keep"]) == (rule["min_area"], rule["keep"])
     b = load_bundle(bundle)
     assert b.card["second_stage"]["inputs"][3:] == list(card["second_stage"]["inputs"][3:])
     pred = Predictor(bundle).predict(load_image(sample_images[0]).frame(0))
