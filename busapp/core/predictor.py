@@ -39,6 +39,21 @@ def outline_suppressed(
     return None
 
 
+def region_share(prob: np.ndarray, lb: Letterbox, threshold: float) -> float:
+    """Share of the letterboxed image (model resolution) at or over the mask threshold: what the
+    card's ``min_area_fraction`` is compared with."""
+    region = prob[lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width]
+    return float((region >= threshold).mean())
+
+
+def too_small_note(share: float, min_area_fraction: float) -> str | None:
+    """Why a region the model did mark gets no outline (the card's minimum outline area)."""
+    if 0 < share < min_area_fraction:
+        return (f"No outline: the model marked a region covering {100 * share:.2f} % of the image, below this "
+                f"model's smallest outline ({100 * min_area_fraction:.2f} %), where its outlines were mostly noise.")
+    return None
+
+
 def lesion_mask(
     prob: np.ndarray, lb: Letterbox, threshold: float, min_area_fraction: float, suppressed: bool = False,
     keep: str = "all",
@@ -53,8 +68,7 @@ def lesion_mask(
     """
     if suppressed:
         return np.zeros((lb.src_height, lb.src_width), bool)
-    region = prob[lb.pad_y : lb.pad_y + lb.scaled_height, lb.pad_x : lb.pad_x + lb.scaled_width]
-    if (region >= threshold).mean() < min_area_fraction:
+    if min_area_fraction > 0 and region_share(prob, lb, threshold) < min_area_fraction:
         return np.zeros((lb.src_height, lb.src_width), bool)
     mask = mask_from_output(prob, lb, threshold)
     return largest_component(mask) if keep == "largest" else mask
@@ -135,6 +149,8 @@ class Predictor:
         k = int(np.argmax(probs))
         note = outline_suppressed(probs, b.classes, b.low_confidence_below,
                                   b.suppress_mask_when_normal, b.suppress_mask_when_normal_at_least)
+        if note is None and b.min_area_fraction > 0:
+            note = too_small_note(region_share(mask_prob, lb, b.mask_threshold), b.min_area_fraction)
         return Prediction(
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},

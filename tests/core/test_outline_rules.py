@@ -76,3 +76,20 @@ def test_predictor_applies_the_cards_mask_keep(bundle_dir, sample_images, tmp_pa
     assert one.mask.any() and np.array_equal(one.mask, largest_component(every.mask))
     with pytest.raises(ModelBundleError, match="mask_keep"):
         Predictor(_copy_with_rules(bundle_dir, tmp_path / "c", mask_keep="biggest"))
+
+
+def test_a_region_under_the_minimum_area_gets_no_outline_and_a_reason(bundle_dir, sample_images, tmp_path):
+    with Image.open(sample_images[0]) as im:
+        image = np.asarray(im.convert("L"))
+    open_rules = dict(suppress_mask_when_normal=False, suppress_mask_when_normal_at_least=None)
+    shown = Predictor(_copy_with_rules(bundle_dir, tmp_path / "a", **open_rules, min_area_fraction=0.0)).predict(image)
+    share = shown.mask.mean()
+    assert share > 0
+    # A minimum above the region's share (model resolution and image size differ a little): dropped, said why.
+    small = Predictor(_copy_with_rules(bundle_dir, tmp_path / "b", **open_rules,
+                                       min_area_fraction=min(1.0, 2 * share))).predict(image)
+    assert not small.mask.any() and "smallest outline" in small.outline_note
+    # A minimum below it: outlined as before, no note.
+    kept = Predictor(_copy_with_rules(bundle_dir, tmp_path / "c", **open_rules,
+                                      min_area_fraction=share / 2)).predict(image)
+    assert np.array_equal(kept.mask, shown.mask) and kept.outline_note is None
