@@ -54,7 +54,26 @@ def _ci(values: dict[str, float], cis: dict[str, tuple[float, float]]) -> dict[s
         return None if v is None or not np.isfinite(v) else float(v)
 
     return {k: {"value": clean(v), **({"ci95": [clean(cis[k][0]), clean(cis[k][1])]} if k in cis else {})}
-            for k, v in values.items() if not k.startswith("n")}
+            for k, v in values.items() if k not in COUNT_KEYS}
+
+
+COUNT_KEYS = ("n", "n_malignant", "n_benign", "n_normal")
+
+
+def _card_names(metrics: dict[str, dict]) -> dict[str, dict]:
+    """Held-out figures under the names the test splits use, so the README and About tables show
+    them in one row: outlined normal images, and cancers called malignant (the complement of those
+    called benign or normal, its interval flipped)."""
+    out = dict(metrics)
+    if "normal_outlined" in out:
+        out["normal_nonempty_mask_rate"] = out.pop("normal_outlined")
+    missed = out.get("cancers_called_benign_or_normal")
+    if missed and missed["value"] is not None:
+        flipped = {"value": 1.0 - missed["value"]}
+        if "ci95" in missed and None not in missed["ci95"]:
+            flipped["ci95"] = [1.0 - missed["ci95"][1], 1.0 - missed["ci95"][0]]
+        out["sensitivity_malignant"] = flipped
+    return out
 
 
 def held_out_tables(per_site: dict, kind: str, t: float, rule: OutlineRule, n_boot: int) -> dict:
@@ -71,7 +90,7 @@ def held_out_tables(per_site: dict, kind: str, t: float, rule: OutlineRule, n_bo
         point = fn(np.arange(len(out["y"])))
         cis = bootstrap_ci(list(out["groups"]), fn, n_boot=n_boot)
         tables[s] = {"n_images": point["n"], "n_malignant": point["n_malignant"], "n_benign": point["n_benign"],
-                     "n_normal": point["n_normal"], "metrics": _ci(point, cis)}
+                     "n_normal": point["n_normal"], "metrics": _card_names(_ci(point, cis))}
     return tables
 
 

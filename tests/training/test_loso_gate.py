@@ -135,3 +135,15 @@ def test_outline_search_without_area_fields_searches_the_cut_alone():
     del out["region_share"], out["dice_largest"]
     rule = search_outline_rule({"a": p}, {"a": out}, OutlineRule(0.30))
     assert rule.min_area == 0.0 and rule.keep == "all"
+
+
+def test_held_out_figures_reach_the_card_under_the_test_splits_names():
+    from busapp.training.release import _card_names, _ci
+
+    point = {"n": 100, "n_normal": 20, "normal_outlined": 0.25, "cancers_called_benign_or_normal": 0.3, "ece": 0.1}
+    cis = {"normal_outlined": (0.1, 0.4), "cancers_called_benign_or_normal": (0.2, 0.45)}
+    m = _card_names(_ci(point, cis))
+    assert "n" not in m and "n_normal" not in m and "normal_outlined" not in m  # counts live beside the figures
+    assert m["normal_nonempty_mask_rate"] == {"value": 0.25, "ci95": [0.1, 0.4]}
+    assert m["sensitivity_malignant"]["value"] == pytest.approx(0.7)
+    assert m["sensitivity_malignant"]["ci95"] == pytest.approx([0.55, 0.8])
