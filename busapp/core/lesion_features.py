@@ -85,8 +85,13 @@ def lesion_features(grey: np.ndarray, mask_prob: np.ndarray, region: tuple[int, 
     perimeter = max(_perimeter(mask), 1.0)
     b = _boundary(mask)
     by, bx = np.nonzero(b)
-    pts = np.concatenate([np.stack([bx, by], 1), np.stack([bx + 1, by + 1], 1),
-                          np.stack([bx + 1, by], 1), np.stack([bx, by + 1], 1)])
+    # The hull of the pixel squares is the hull of the outer corners of each row's extent (the same
+    # vertices as from every boundary pixel's corners, at a fraction of the points).
+    row_first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # np.nonzero: row-major order
+    row_last = np.r_[row_first[1:], len(rows)] - 1
+    ry, first, last = rows[row_first], cols[row_first], cols[row_last] + 1
+    pts = np.concatenate([np.stack([first, ry], 1), np.stack([first, ry + 1], 1),
+                          np.stack([last, ry], 1), np.stack([last, ry + 1], 1)])
     hull = _convex_hull(pts)
     hx, hy = hull[:, 0], hull[:, 1]
     hull_area = 0.5 * abs(float(np.dot(hx, np.roll(hy, 1)) - np.dot(hy, np.roll(hx, 1))))

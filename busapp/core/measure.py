@@ -165,7 +165,12 @@ def _convex_hull(points: np.ndarray) -> np.ndarray:
     Akl-Toussaint: points strictly inside the polygon of the 8 extreme points (in x, y, x+y, x-y)
     cannot be hull vertices and are dropped with numpy first; the monotone chain sees the rest.
     """
-    points = np.unique(np.asarray(points, np.int64), axis=0)
+    points = np.asarray(points, np.int64).reshape(-1, 2)
+    if len(points):  # unique rows in (x, y) order, by one integer key (np.unique(axis=0) is slow)
+        lo = points.min(axis=0)
+        span = int(points[:, 1].max() - lo[1]) + 1
+        key = np.unique((points[:, 0] - lo[0]) * span + (points[:, 1] - lo[1]))
+        points = np.stack([key // span + lo[0], key % span + lo[1]], 1)
     if len(points) > 32:
         x, y = points[:, 0], points[:, 1]
         ext = {int(f(v)) for v in (x, y, x + y, x - y) for f in (np.argmin, np.argmax)}
