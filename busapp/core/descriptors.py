@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from busapp.core.measure import _convex_hull, largest_component
+from busapp.core.measure import _convex_hull, extent_corners, largest_component
 
 # --- thresholds (chosen on the development half; see the module docstring) -----------------------
 SHAPE_ELLIPSE_IOU = 0.84  # at least this ellipse fit and ...
@@ -166,10 +166,7 @@ def outline_features(image: np.ndarray, mask: np.ndarray) -> dict[str, float] | 
     rows = np.flatnonzero(mc.any(axis=1))
     first = mc[rows].argmax(axis=1)
     last = mc.shape[1] - mc[rows][:, ::-1].argmax(axis=1)  # end-exclusive
-    # The hull of the pixel squares is the hull of the outer corners of each row's extent.
-    corners = np.concatenate([np.stack([first, rows], 1), np.stack([first, rows + 1], 1),
-                              np.stack([last, rows], 1), np.stack([last, rows + 1], 1)])
-    hull = _convex_hull(corners)
+    hull = _convex_hull(extent_corners(rows, first, last))
     solidity = area / max(1.0, _polygon_area(hull)) if len(hull) >= 3 else 1.0
 
     # Lobules / spicules: share of the area an opening of radius ~10 % of the size removes.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from busapp.core.measure import _convex_hull, largest_component
+from busapp.core.measure import _convex_hull, extent_corners, largest_component
 
 FEATURE_NAMES = (
     "lesion_present",   # 1 if the map has a region >= 0.5
@@ -85,14 +85,9 @@ def lesion_features(grey: np.ndarray, mask_prob: np.ndarray, region: tuple[int, 
     perimeter = max(_perimeter(mask), 1.0)
     b = _boundary(mask)
     by, bx = np.nonzero(b)
-    # The hull of the pixel squares is the hull of the outer corners of each row's extent (the same
-    # vertices as from every boundary pixel's corners, at a fraction of the points).
     row_first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # np.nonzero: row-major order
     row_last = np.r_[row_first[1:], len(rows)] - 1
-    ry, first, last = rows[row_first], cols[row_first], cols[row_last] + 1
-    pts = np.concatenate([np.stack([first, ry], 1), np.stack([first, ry + 1], 1),
-                          np.stack([last, ry], 1), np.stack([last, ry + 1], 1)])
-    hull = _convex_hull(pts)
+    hull = _convex_hull(extent_corners(rows[row_first], cols[row_first], cols[row_last] + 1))
     hx, hy = hull[:, 0], hull[:, 1]
     hull_area = 0.5 * abs(float(np.dot(hx, np.roll(hy, 1)) - np.dot(hy, np.roll(hx, 1))))
 

@@ -159,6 +159,13 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 # --- geometry --------------------------------------------------------------------------------------
 
 
+def extent_corners(rows: np.ndarray, first: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """(x, y) corners of row extents ``first`` .. ``end`` (end-exclusive) on ``rows``: the hull of a
+    union of pixel squares is the hull of these, far fewer points than every pixel's corners."""
+    return np.concatenate([np.stack([first, rows], 1), np.stack([first, rows + 1], 1),
+                           np.stack([end, rows], 1), np.stack([end, rows + 1], 1)])
+
+
 def _convex_hull(points: np.ndarray) -> np.ndarray:
     """Convex hull of integer points, vertices counter-clockwise (no repeats).
 
@@ -267,16 +274,7 @@ def _measure_component(
     area = float(np.count_nonzero(comp)) * row_mm * col_mm
     rows, starts, ends = _runs(comp)
     rows, starts, ends = rows + y0, starts + x0, ends + x0
-    # The hull of a union of pixel squares is the hull of the outer corners of its row runs.
-    corners = np.concatenate(
-        [
-            np.stack([starts, rows], 1),
-            np.stack([starts, rows + 1], 1),
-            np.stack([ends, rows], 1),
-            np.stack([ends, rows + 1], 1),
-        ]
-    )
-    hull_px = _convex_hull(corners)
+    hull_px = _convex_hull(extent_corners(rows, starts, ends))
     scale = np.array([col_mm, row_mm])
     hull = hull_px * scale  # a linear map keeps the hull a hull: measure in physical space
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from busapp.core.lesion_features import FEATURE_NAMES, lesion_features
 from busapp.core.measure import largest_component
+from busapp.core.predictor import region_share as letterbox_share
 from busapp.core.preprocess import mask_from_output
 from busapp.training.data import CLASSES, SITES, SPLIT_FILE, Record, load_image, load_mask, records_for
 from busapp.training.metrics import auc, dice_iou, expected_calibration_error
@@ -59,8 +60,7 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path) -> dict[s
         feats.append(lesion_features(u8[i], prob[i], region))
         pred = mask_from_output(prob[i], lb, 0.5)
         area.append(float(pred.mean()))
-        # the share predictor.lesion_mask compares with min_area_fraction: letterbox region, model size
-        region_share.append(float((prob[i][region[0] : region[1], region[2] : region[3]] >= 0.5).mean()))
+        region_share.append(letterbox_share(prob[i], lb, 0.5))  # what the app compares with min_area_fraction
         if rec.label == "normal":
             dice.append(np.nan)
             dice_largest.append(np.nan)
@@ -204,18 +204,20 @@ class OutlineRule:
     keep: str = "all"
 
 
+def _allowed(out: dict[str, np.ndarray], probs: np.ndarray, rule: OutlineRule) -> np.ndarray:
+    """Images whose outline, if the model marks one, the rule lets through."""
+    ok = probs[:, 0] < rule.cut
+    return ok & (out["region_share"] >= rule.min_area) if rule.min_area > 0 else ok
+
+
 def outline_shown(out: dict[str, np.ndarray], probs: np.ndarray, rule: OutlineRule) -> np.ndarray:
-    shown = (out["mask_share"] > 0) & (probs[:, 0] < rule.cut)
-    if rule.min_area > 0:
-        shown &= out["region_share"] >= rule.min_area
-    return shown
+    return (out["mask_share"] > 0) & _allowed(out, probs, rule)
 
 
 def rule_dice(out: dict[str, np.ndarray], probs: np.ndarray, rule: OutlineRule) -> np.ndarray:
     """Dice per image after the rule (a withheld outline scores 0; normal images NaN)."""
     raw = out["dice_largest"] if rule.keep == "largest" else out["dice"]
-    shown = (probs[:, 0] < rule.cut) & ((out["region_share"] >= rule.min_area) if rule.min_area > 0 else True)
-    return np.where(shown, np.nan_to_num(raw), 0.0) + np.where(np.isnan(raw), np.nan, 0.0)
+    return np.where(_allowed(out, probs, rule), np.nan_to_num(raw), 0.0) + np.where(np.isnan(raw), np.nan, 0.0)
 
 
 def _rule_figures(rule: OutlineRule, probs: dict[str, np.ndarray], per_site: dict[str, dict[str, np.ndarray]]):
@@ -241,7 +243,7 @@ def search_outline_rule(probs: dict[str, np.ndarray], per_site: dict[str, dict[s
     meeting = [r for r in rules if figs[r][0] <= NORMAL_OUTLINED_MAX]
     if meeting:
         return max(meeting, key=lambda r: figs[r][1])
-    floor = figs.get(base, _rule_figures(base, probs, per_site))[1] - DICE_GIVEN_UP_MAX
+    floor = (figs[base] if base in figs else _rule_figures(base, probs, per_site))[1] - DICE_GIVEN_UP_MAX
     affordable = [r for r in rules if figs[r][1] >= floor] or [base]
     return min(affordable, key=lambda r: (figs[r][0], -figs[r][1]))
 
@@ -261,9 +263,7 @@ def outline_rule(probs: dict[str, np.ndarray], per_site: dict[str, dict[str, np.
     return OUTLINE_RULE_GRID[0]
 
 
-def site_figures(out: dict[str, np.ndarray], probs: np.ndarray, t: float,
-                 rule: OutlineRule | float) -> dict[str, float]:
-    rule = rule if isinstance(rule, OutlineRule) else OutlineRule(rule)
+def site_figures(out: dict[str, np.ndarray], probs: np.ndarray, t: float, rule: OutlineRule) -> dict[str, float]:
     y = out["y"]
     lesion = y > 0
     p_mal = probs[:, 2]
@@ -288,7 +288,7 @@ def gate(per_site: dict[str, dict[str, np.ndarray]], kind: str) -> dict:
     pm = {s: (probs[s][:, 2], per_site[s]["y"]) for s in per_site}
     t = threshold_for(pm, SENSITIVITY_FLOOR)
     cut = outline_rule(probs, per_site)
-    figs = {s: site_figures(per_site[s], probs[s], t, cut) for s in per_site}
+    figs = {s: site_figures(per_site[s], probs[s], t, OutlineRule(cut)) for s in per_site}
     # What a new hospital can expect: each site's figures at a threshold chosen on the other two
     nested = {}
     for s in per_site:

@@ -49,15 +49,15 @@ DATA_PROVENANCE = [
 ]
 
 
+COUNT_KEYS = ("n", "n_malignant", "n_benign", "n_normal")  # site_figures' counts: beside the figures
+
+
 def _ci(values: dict[str, float], cis: dict[str, tuple[float, float]]) -> dict[str, dict]:
     def clean(v):
         return None if v is None or not np.isfinite(v) else float(v)
 
     return {k: {"value": clean(v), **({"ci95": [clean(cis[k][0]), clean(cis[k][1])]} if k in cis else {})}
             for k, v in values.items() if k not in COUNT_KEYS}
-
-
-COUNT_KEYS = ("n", "n_malignant", "n_benign", "n_normal")
 
 
 def _card_names(metrics: dict[str, dict]) -> dict[str, dict]:
@@ -150,7 +150,7 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
                 for d in held_out_dirs}
     g = gate_report or gate(per_site, kind)
     t = g["threshold"]
-    rule = OutlineRule(**g["outline_rule"]) if "outline_rule" in g else OutlineRule(g["outline_cut"])
+    rule = OutlineRule(**g["outline_rule"])
     pm = {s: (fit_stage(kind, merge([o for u, o in per_site.items() if u != s])).probs(o)[:, 2], o["y"])
           for s, o in per_site.items()}
     low = threshold_for(pm, LOW_BAND_SENSITIVITY)
