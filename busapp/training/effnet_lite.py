@@ -51,8 +51,17 @@ def _relu6(name: str) -> layers.ReLU:
     return layers.ReLU(max_value=6.0, name=name)
 
 
-def build_encoder(input_shape: tuple[int, int, int]) -> keras.Model:
-    """EfficientNet-Lite0 trunk. Outputs: features at strides 2, 4, 8, 16, 32 and the 1280-ch head."""
+# Where a MixStyle layer follows the trunk (``mixstyle=True``): the last block at strides 4, 8 and 16,
+# the early and middle layers whose statistics carry the scanner's style (the paper's placement).
+MIXSTYLE_BLOCKS = (FEATURE_BLOCKS[4], FEATURE_BLOCKS[8], FEATURE_BLOCKS[16])
+
+
+def build_encoder(input_shape: tuple[int, int, int], mixstyle: bool = False, seed: int | None = None) -> keras.Model:
+    """EfficientNet-Lite0 trunk. Outputs: features at strides 2, 4, 8, 16, 32 and the 1280-ch head.
+    ``mixstyle``: a training-only MixStyle layer after the blocks of ``MIXSTYLE_BLOCKS`` (no weights,
+    the identity at inference, so the ImageNet port and the exported graph are unchanged)."""
+    from busapp.training.mixstyle import MixStyle
+
     inp = keras.Input(input_shape, name="image")
     x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inp)
     x = _relu6("stem_relu")(_bn("stem_bn")(x))
@@ -75,6 +84,8 @@ def build_encoder(input_shape: tuple[int, int, int]) -> keras.Model:
             x = _bn(p + "project_bn")(x)
             if stride == 1 and channels == stage.out:
                 x = layers.Add(name=p + "add")([shortcut, x])
+            if mixstyle and block in MIXSTYLE_BLOCKS:
+                x = MixStyle(seed=None if seed is None else seed + block, name=p + "mixstyle")(x)
             channels = stage.out
             for s, b in FEATURE_BLOCKS.items():
                 if b == block:

@@ -36,6 +36,12 @@ class FitConfig:
     lesion_pool: bool = False
     # Augmentation strength, a key of dataset.AUGMENT.
     augment: str = "standard"
+    # MixStyle in the encoder (busapp.training.mixstyle): feature statistics mixed between the
+    # batch's images in training, so the classifier leans less on a scanner's style.
+    mixstyle: bool = False
+    # Repeat the images of the smaller training sites until each site has as many as the largest,
+    # so that no one scanner dominates what "malignant" looks like.
+    site_balance: bool = False
     # The data sets the run trains on (all by default); fewer is a cross-site check
     # (``busapp-train site-report``), never a shipped member.
     datasets: tuple[str, ...] = DATASETS
@@ -61,6 +67,21 @@ def mask_loss(y_true, y_logits):
 
     bce = ops.mean(ops.binary_crossentropy(y_true, y_logits, from_logits=True))
     return bce + dice_loss(y_true, y_logits)
+
+
+def site_balanced_index(sites: list[str], seed: int) -> np.ndarray:
+    """Indices that repeat each site's images until it has as many as the largest site: whole
+    copies, then a seeded draw without replacement for the remainder (no image thrice while
+    another of its site is there once too few)."""
+    rng = np.random.default_rng(seed)
+    names = np.asarray(sites)
+    largest = max(int((names == s).sum()) for s in set(sites))
+    parts = []
+    for s in sorted(set(sites)):
+        own = np.flatnonzero(names == s)
+        copies, rest = divmod(largest, len(own))
+        parts += [np.tile(own, copies), rng.choice(own, rest, replace=False)]
+    return np.sort(np.concatenate(parts))
 
 
 def predict_logits(model, x: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -114,13 +135,18 @@ def fit(records_train: list[Record], records_val: list[Record], data_root: Path,
     keep_last = keep_last or refit
     if not refit:
         xv, mv, yv = cached_arrays(data_root, records_val, cfg.size, work_dir / "cache")
+    if cfg.site_balance:
+        idx = site_balanced_index([r.dataset for r in records_train], cfg.seed)
+        xt, mt, yt = (a[idx] for a in (xt, mt, yt))
+        log.info("site balance: %d images -> %d", len(records_train), len(idx))
     if cfg.normal_oversample > 1:
         extra = np.repeat(np.flatnonzero(yt == 0), cfg.normal_oversample - 1)
         xt, mt, yt = (np.concatenate([a, a[extra]]) for a in (xt, mt, yt))
     log.info("data: %d train (normal x%d), %d val images at %d px (%.0f s)",
              len(xt), cfg.normal_oversample, len(records_val), cfg.size, time.time() - t0)
 
-    model = build_busnet(cfg.size, pretrained=cfg.pretrained, frozen_blocks=cfg.frozen_blocks, lesion_pool=cfg.lesion_pool)
+    model = build_busnet(cfg.size, pretrained=cfg.pretrained, frozen_blocks=cfg.frozen_blocks, lesion_pool=cfg.lesion_pool,
+                         mixstyle=cfg.mixstyle, seed=cfg.seed)
     steps = max(1, len(xt) // cfg.batch_size)
     warmup = min(cfg.warmup_epochs * steps, max(0, cfg.epochs * steps - 1))
     schedule = keras.optimizers.schedules.CosineDecay(

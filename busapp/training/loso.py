@@ -36,6 +36,10 @@ RECIPES = {
     "R5": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2),
     # Round 4: R5 trained twice as long (R4's 24 epochs, never trained): heavier augmentation, more epochs.
     "R6": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, epochs=24),
+    # Round 5: R5 with one lever aimed at the scanner itself. R7: MixStyle in the encoder;
+    # R8: every training site as many images as the largest.
+    "R7": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, mixstyle=True),
+    "R8": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, site_balance=True),
 }
 
 

@@ -35,7 +35,9 @@ def load_member(work_dir: Path, index: int):
     from busapp.training.model import build_busnet
 
     c = run_config(work_dir)
-    member = build_busnet(c["size"], pretrained=False, frozen_blocks=c["frozen_blocks"], lesion_pool=c["lesion_pool"])
+    # Configs from before MixStyle have no key; the layer holds a seed state, so the graph must match.
+    member = build_busnet(c["size"], pretrained=False, frozen_blocks=c["frozen_blocks"], lesion_pool=c["lesion_pool"],
+                          mixstyle=c.get("mixstyle", False))
     member.load_weights(work_dir / "best.weights.h5")
     member.name = f"busnet_{index}"  # unique names: the members are nested in one graph
     return member

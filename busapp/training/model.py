@@ -31,8 +31,10 @@ def build_busnet(
     weights_path: str | None = None,
     dropout: float = 0.3,
     lesion_pool: bool = False,
+    mixstyle: bool = False,
+    seed: int | None = None,
 ) -> keras.Model:
-    encoder = build_encoder((size, size, 1))
+    encoder = build_encoder((size, size, 1), mixstyle=mixstyle, seed=seed)
     if pretrained:
         load_imagenet_weights(encoder, weights_path)
     for layer in encoder.layers:
