@@ -90,29 +90,42 @@ def colour_fraction(image: np.ndarray) -> float:
     return float((chroma >= 60).mean())
 
 
-def _box_mean(g: np.ndarray, k: int) -> np.ndarray:
-    """Mean over a k x k window (edges repeated), via an integral image."""
-    h, w = g.shape
-    r = k // 2
-    c = np.pad(np.cumsum(np.cumsum(np.pad(g, r, mode="edge"), 0), 1), ((1, 0), (1, 0)))
-    return (c[k : k + h, k : k + w] - c[:h, k : k + w] - c[k : k + h, :w] + c[:h, :w]) / (k * k)
+def _integral(g: np.ndarray, pad: int) -> np.ndarray:
+    """Summed-area table of the integer image ``g`` padded by ``pad`` (edges repeated), a zero row
+    and column first. In int64 the box sums are exact; one table serves every box up to 2 * pad + 1."""
+    a = np.pad(g, pad, mode="edge").astype(np.int64)
+    c = np.zeros((a.shape[0] + 1, a.shape[1] + 1), a.dtype)
+    np.cumsum(a, axis=0, out=c[1:, 1:])
+    np.cumsum(c[1:, 1:], axis=1, out=c[1:, 1:])
+    return c
+
+
+def _box_mean(c: np.ndarray, pad: int, k: int, shape: tuple[int, int]) -> np.ndarray:
+    """Mean over the k x k window centred on each pixel, from ``_integral(g, pad)``."""
+    h, w = shape
+    o = pad - k // 2
+    s = c[o + k : o + k + h, o + k : o + k + w] - c[o : o + h, o + k : o + k + w]
+    s -= c[o + k : o + k + h, o : o + w] - c[o : o + h, o : o + w]
+    return s / (k * k)
 
 
 def image_stats(image: np.ndarray) -> dict[str, float]:
     """The statistics the distance is measured on, from the grey image the model sees."""
     g8 = to_grey_u8(image)
     h0, w0 = g8.shape
-    g = _shrink(g8).astype(np.float64)
-    h, w = g.shape
-    hist = np.bincount(g.astype(np.uint8).ravel(), minlength=256) / g.size
+    gu = _shrink(g8)
+    h, w = gu.shape
+    g = gu.astype(np.float64)
+    hist = np.bincount(gu.ravel(), minlength=256) / gu.size
     nz = hist[hist > 0]
-    dx = np.abs(np.diff(g, axis=1))[:-1, :]
-    dy = np.abs(np.diff(g, axis=0))[:, :-1]
-    grad = dx + dy
-    lit = g[:-1, :-1] > 15
+    gi = gu.astype(np.int16)
+    grad = (np.abs(np.diff(gi, axis=1))[:-1, :] + np.abs(np.diff(gi, axis=0))[:, :-1]).astype(np.float64)
+    lit = gu[:-1, :-1] > 15
+    # Box means from two exact integer summed-area tables (the image and its square), shared by
+    # the 3x3, 5x5 and 9x9 windows.
+    c1 = _integral(gu, 4)
     # speckle: fine-scale variation against a 3x3 box mean, relative to the lit tissue's spread
-    pad = np.pad(g, 1, mode="edge")
-    box = sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+    box = _box_mean(c1, 4, 3, (h, w))
     sd = float(g.std())
     by, bx = max(1, h // 12), max(1, w // 12)
     border = np.concatenate([g[:by].ravel(), g[-by:].ravel(), g[:, :bx].ravel(), g[:, -bx:].ravel()])
@@ -121,9 +134,9 @@ def image_stats(image: np.ndarray) -> dict[str, float]:
     depth = np.linspace(-1, 1, h)
     # Speckle never leaves tissue perfectly smooth: local (5x5) spread where the image is lit;
     # photos, documents and drawings have smooth areas that ultrasound lacks.
-    m5 = _box_mean(g, 5)
-    sd5 = np.sqrt(np.maximum(_box_mean(g * g, 5) - m5 * m5, 0.0))
-    tissue = _box_mean(g, 9) > 20
+    m5 = _box_mean(c1, 4, 5, (h, w))
+    sd5 = np.sqrt(np.maximum(_box_mean(_integral(gi.astype(np.int32) ** 2, 2), 2, 5, (h, w)) - m5 * m5, 0.0))
+    tissue = _box_mean(c1, 4, 9, (h, w)) > 20
     return {
         "mean": float(g.mean() / 255),
         "std": sd / 255,

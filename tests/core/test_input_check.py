@@ -148,3 +148,14 @@ def test_the_image_part_worked_out_ahead_gives_the_same_warnings(sample_images: 
     rows = batch.read_csv_rows(tmp_path / "out" / "results.csv")
     assert r.analysed == 1 and rows[0]["input_warnings"] == "colour"
     assert rows[0]["input_warnings"] == ic.warnings_csv(ic.check(rgb, predictor.predict(rgb), params=params))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 40), (37, 29)])
+def test_box_means_from_one_summed_area_table_match_a_direct_window_mean(shape: tuple[int, int]) -> None:
+    g = np.random.default_rng(2).integers(0, 256, shape, dtype=np.uint8)
+    table = ic._integral(g, 4)
+    for k in (3, 5, 9):
+        r = k // 2
+        padded = np.pad(g, r, mode="edge").astype(np.float64)
+        direct = np.array([[padded[y : y + k, x : x + k].mean() for x in range(shape[1])] for y in range(shape[0])])
+        np.testing.assert_allclose(ic._box_mean(table, 4, k, shape), direct, rtol=0, atol=1e-12)
