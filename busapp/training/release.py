@@ -211,7 +211,9 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
                           "other two); specificity = benign lesions not called suspicious"),
         },
         "architecture": {
-            "encoder": "EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)",
+            "encoder": ("EfficientNet-Lite0 (ImageNet pretrained, one-channel stem = sum of the RGB filters)"
+                        + ("; trained with MixStyle after the last block at strides 4, 8 and 16 (the identity at "
+                           "inference, not in the graph)" if cfg.get("mixstyle") else "")),
             "decoder": "U-Net, depthwise-separable convolutions, channels 96-64-48-32, bilinear upsampling",
             "classifier": ("global average pool of the head" + (", concatenated with the head averaged under the predicted "
                            "lesion map and that map's peak and mean" if cfg.get("lesion_pool") else "") + ", dropout 0.3, dense 3"),
