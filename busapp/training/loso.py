@@ -40,6 +40,9 @@ RECIPES = {
     # R8: every training site as many images as the largest.
     "R7": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, mixstyle=True),
     "R8": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, site_balance=True),
+    # Round 6: R8's site balance with R6's 24 epochs (each of the two gained alone).
+    "R9": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, epochs=24,
+                  site_balance=True),
 }
 
 
