@@ -39,9 +39,15 @@ L2 = 0.01
 # --- network outputs ------------------------------------------------------------------------------
 
 
-def run_outputs(run_dir: Path, records: list[Record], data_root: Path) -> dict[str, np.ndarray]:
-    """One run's outputs on ``records`` as the shipped graph computes them (image + mirror), with
-    each image's second-stage features and its Dice at original resolution (the raw mask, no rule)."""
+# The test-time views a graph can run: the image and its mirror (every release up to busnet 2.3.0),
+# or the image alone (half the network's arithmetic). Each has its own outputs file per run.
+VIEWS = {"mirror": "held_out.npz", "image": "held_out_image.npz"}
+
+
+def run_outputs(run_dir: Path, records: list[Record], data_root: Path, mirror: bool = True) -> dict[str, np.ndarray]:
+    """One run's outputs on ``records`` as the shipped graph computes them (image + mirror, or with
+    ``mirror=False`` the image alone), with each image's second-stage features and its Dice at
+    original resolution (the raw mask, no rule)."""
     from busapp.core.preprocess import letterbox_geometry
     from busapp.training.dataset import build_arrays
     from busapp.training.members import load_member, member_outputs
@@ -49,7 +55,7 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path) -> dict[s
     member = load_member(run_dir, 0)
     size = member.input.shape[1]
     x, _, y = build_arrays(data_root, records, size)
-    mask_logits, logits = member_outputs(member, x)
+    mask_logits, logits = member_outputs(member, x, mirror=mirror)
     prob = 1 / (1 + np.exp(-mask_logits[..., 0]))
     u8 = np.rint(x[..., 0] * 128.0 + 127.0)
     feats, dice, dice_largest, area, region_share = [], [], [], [], []
@@ -76,20 +82,27 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path) -> dict[s
     }
 
 
-def predict_run(run_dir: Path, data_root: Path, split_file: Path = SPLIT_FILE, limit: int = 0) -> list[Path]:
+def predict_run(run_dir: Path, data_root: Path, split_file: Path = SPLIT_FILE, limit: int = 0,
+                views: str = "mirror") -> list[Path]:
     held_out = json.loads((run_dir / "loso.json").read_text())["held_out"]
+    mirror = views == "mirror"
     written = []
     if held_out is not None:
         recs = [r for s in ("train", "val") for r in records_for(s, data_root, split_file, (held_out,))]
-        recs = recs[:limit] if limit else recs
-        np.savez(run_dir / "held_out.npz", **run_outputs(run_dir, recs, data_root))
-        written.append(run_dir / "held_out.npz")
+        path = run_dir / VIEWS[views]
     else:
         recs = records_for("test", data_root, split_file, SITES)
-        recs = recs[:limit] if limit else recs
-        np.savez(run_dir / "test.npz", **run_outputs(run_dir, recs, data_root))
-        written.append(run_dir / "test.npz")
+        path = run_dir / VIEWS[views].replace("held_out", "test")
+    recs = recs[:limit] if limit else recs
+    np.savez(path, **run_outputs(run_dir, recs, data_root, mirror=mirror))
+    written.append(path)
     return written
+
+
+def held_out_outputs(run_dirs: list[Path], views: str = "mirror") -> dict[str, dict[str, np.ndarray]]:
+    """{held-out site: its run's outputs} for one recipe's held-out runs, as ``views`` predicted them."""
+    return {json.loads((Path(d) / "loso.json").read_text())["held_out"]: load_outputs(Path(d) / VIEWS[views])
+            for d in run_dirs}
 
 
 def load_outputs(path: Path) -> dict[str, np.ndarray]:
@@ -316,22 +329,22 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("runs", nargs="+", type=Path)
     g = sub.add_parser("gate")
     g.add_argument("--recipe", action="append", required=True, help="NAME=RUN_DIR[,RUN_DIR...] (one run per held-out site)")
+    for q in (pr, g):
+        q.add_argument("--views", choices=tuple(VIEWS), default="mirror",
+                       help="test-time views: the image and its mirror (default) or the image alone")
     p.add_argument("--data", type=Path, default=None)
     args = p.parse_args(argv)
     data_root = args.data or default_data_root()
     if args.cmd == "predict":
         for run in args.runs:
-            for path in predict_run(run, data_root):
+            for path in predict_run(run, data_root, views=args.views):
                 print(path)
         return 0
     for spec in args.recipe:
         name, dirs = spec.split("=", 1)
-        per_site = {}
-        for d in dirs.split(","):
-            held = json.loads((Path(d) / "loso.json").read_text())["held_out"]
-            per_site[held] = load_outputs(Path(d) / "held_out.npz")
+        per_site = held_out_outputs([Path(d) for d in dirs.split(",")], args.views)
         for kind in ("P0", "P1"):
-            print(json.dumps({"recipe": name, **gate(per_site, kind)}, default=float))
+            print(json.dumps({"recipe": name, "views": args.views, **gate(per_site, kind)}, default=float))
     return 0
 
 

@@ -55,13 +55,18 @@ def classifier_description(work_dirs: list[Path]) -> str:
     return "; ".join(f"{wd.name}: {pooled if k else plain}" for wd, k in zip(work_dirs, kinds, strict=True))
 
 
-def member_outputs(member, x: np.ndarray, zoom_in: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def member_outputs(member, x: np.ndarray, zoom_in: bool = False, mirror: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Mask and class logits of one member, averaged over the image and its mirror (and with
-    ``zoom_in`` its enlarged centre), as the exported graph does, with the graph's own layers."""
+    ``zoom_in`` its enlarged centre), as the exported graph does, with the graph's own layers.
+    ``mirror=False``: the image alone, as a one-view graph (``inference_model(flip_tta=False)``)."""
     from busapp.training.fit import predict_logits
     from busapp.training.model import CoverageAverage, ZoomIn, ZoomOut
 
     mask, logits = predict_logits(member, x)
+    if not mirror:
+        if zoom_in:
+            raise ValueError("the zoomed view is only built beside the mirror")
+        return mask, logits
     mask_m, logits_m = predict_logits(member, x[:, :, ::-1])
     if not zoom_in:
         return (mask + mask_m[:, :, ::-1]) / 2, (logits + logits_m) / 2

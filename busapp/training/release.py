@@ -26,7 +26,7 @@ from busapp.training.loso_eval import (
     OutlineRule,
     fit_stage,
     gate,
-    load_outputs,
+    held_out_outputs,
     merge,
     sensitivity_specificity,
     site_figures,
@@ -139,15 +139,16 @@ def test_figures(bundle: Path, data_root: Path, t: float, n_boot: int) -> dict:
 
 def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, out_dir: Path, data_root: Path,
             n_boot: int = 1000, gate_report: dict | None = None, input_check: dict | None = None,
-            version: str = VERSION) -> dict:
+            version: str = VERSION, views: str = "mirror") -> dict:
     from busapp.training.card_writer import write_card
     from busapp.training.effnet_lite import WEIGHTS_FILE, WEIGHTS_LICENSE, WEIGHTS_PACKAGE, default_weights_path
     from busapp.training.export import export_tflite, save_keras
     from busapp.training.members import load_member
     from busapp.training.model import inference_model
 
-    per_site = {json.loads((d / "loso.json").read_text())["held_out"]: load_outputs(d / "held_out.npz")
-                for d in held_out_dirs}
+    per_site = held_out_outputs(held_out_dirs, views)
+    mirror = views == "mirror"
+    averaged = " (image + mirror averaged)" if mirror else " (the image alone)"
     g = gate_report or gate(per_site, kind)
     t = g["threshold"]
     rule = OutlineRule(**g["outline_rule"])
@@ -158,7 +159,7 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
 
     out_dir.mkdir(parents=True, exist_ok=True)
     member = load_member(all_dir, 0)
-    graph = inference_model(member, temperature=1.0, flip_tta=True)
+    graph = inference_model(member, temperature=1.0, flip_tta=mirror)
     save_keras(graph, out_dir / "busnet.keras")
     export_tflite(graph, out_dir / "busnet.tflite")
     cfg = json.loads((all_dir / "config.json").read_text())
@@ -180,7 +181,7 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
             "keras": {"path": "busnet.keras", "sha256": sha256_file(out_dir / "busnet.keras"), "runtime": "Keras 3 reference"},
         },
         "input": {"tensor": "image", "size": cfg["size"], "channels": 1, "dtype": "float32", "layout": "NHWC, batch 1"},
-        "outputs": {"probs": "(1, 3) softmax of the network's logits (image + mirror averaged), before the second stage",
+        "outputs": {"probs": f"(1, 3) softmax of the network's logits{averaged}, before the second stage",
                     "mask": "(1, size, size, 1) lesion probability per pixel of the letterboxed input"},
         "classes": list(CLASSES),
         "preprocessing": {
@@ -219,8 +220,9 @@ def release(recipe: str, all_dir: Path, held_out_dirs: list[Path], kind: str, ou
                            "lesion map and that map's peak and mean" if cfg.get("lesion_pool") else "") + ", dropout 0.3, dense 3"),
             "second_stage": ("multinomial logistic regression on the network's log-probabilities and 12 outline and echo "
                              "features (busapp/core/lesion_features.py)" if kind == "P1" else "temperature scaling"),
-            "inference": "1 network x (image, mirror): logits averaged in one graph; second stage in numpy",
-            "test_time_views": ["image", "mirror"],
+            "inference": ("1 network x (image, mirror): logits averaged in one graph" if mirror
+                          else "1 network, the image alone") + "; second stage in numpy",
+            "test_time_views": ["image", "mirror"] if mirror else ["image"],
             "parameters": int(graph.count_params()),
         },
         "pretrained_weights": {
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--model-version", default=VERSION, help="the bundle's version (a new network: a new minor version)")
     p.add_argument("--data", type=Path, default=None)
+    p.add_argument("--views", choices=("mirror", "image"), default="mirror",
+                   help="the graph's test-time views (the held-out outputs predicted with the same views)")
     p.add_argument("--input-check", type=Path, default=None,
                    help="the input check's fitted block (scripts/fit_input_check.py) for the card")
     args = p.parse_args(argv)
@@ -291,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     card = release(args.recipe, args.all, [Path(d) for d in args.held_out.split(",")], args.stage, tmp,
                    args.data or default_data_root(), args.bootstrap,
                    input_check=json.loads(args.input_check.read_text()) if args.input_check else None,
-                   version=args.model_version)
+                   version=args.model_version, views=args.views)
     print(json.dumps({k: card["metrics"][k] for k in ("test",)}, indent=1)[:3000])
     return 0
 

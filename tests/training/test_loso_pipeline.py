@@ -7,6 +7,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -55,3 +56,21 @@ def test_tiny_round_gives_a_bundle_the_app_runs(tmp_path, data_root, sample_imag
     assert abs(sum(pred.probabilities.values()) - 1) < 1e-6
     risk = assess(pred, b)
     assert risk.validated and risk.threshold == pytest.approx(g["threshold"])
+
+    # The one-view graph (issue 27: half the network's arithmetic) is gated on its own outputs and
+    # released from them: no mirror in the graph, and the card says so.
+    from busapp.training.loso_eval import held_out_outputs
+
+    for d in held:
+        predict_run(d, data_root, limit=60, views="image")
+    one = held_out_outputs(held, "image")
+    assert not any(np.allclose(one[s]["logits"], per_site[s]["logits"]) for s in SITES)
+    g1 = gate(one, "P1")
+    bundle1 = tmp_path / "bundle-one-view"
+    card1 = release("tiny", base, held, "P1", bundle1, data_root, n_boot=0, gate_report=g1, views="image")
+    assert card1["architecture"]["test_time_views"] == ["image"]
+    assert "mirror" not in card1["outputs"]["probs"]
+    ops = {o["op_name"] for o in Predictor(bundle1)._interpreter._get_ops_details()}
+    assert "REVERSE_V2" not in ops
+    ops_mirror = {o["op_name"] for o in Predictor(bundle)._interpreter._get_ops_details()}
+    assert "REVERSE_V2" in ops_mirror

@@ -62,8 +62,9 @@ def test_graph_with_zoom_matches_member_outputs_and_litert(tmp_path):
     # Cross-validation's numpy path (member_outputs, members averaged) = the graph, with and
     # without the zoomed view: the views are stacked into one batch per member and split back,
     # so a batch of two images also checks that they come back in order.
-    for graph_model, zoom in ((final, True), (plain, False)):
-        outs = [member_outputs(m, x, zoom_in=zoom) for m in members]
+    one_view = inference_model(members, temperature=1.0, flip_tta=False)
+    for graph_model, zoom, mirror in ((final, True, True), (plain, False, True), (one_view, False, False)):
+        outs = [member_outputs(m, x, zoom_in=zoom, mirror=mirror) for m in members]
         mask_logits, logits = (np.mean([o[i] for o in outs], axis=0) for i in (0, 1))
         graph = graph_model(x)
         np.testing.assert_allclose(np.asarray(graph["mask"]), 1 / (1 + np.exp(-mask_logits)), atol=1e-5)
@@ -71,6 +72,7 @@ def test_graph_with_zoom_matches_member_outputs_and_litert(tmp_path):
         np.testing.assert_allclose(np.asarray(graph["probs"]), e / e.sum(axis=1, keepdims=True), atol=1e-5)
     graph = final(x)
     assert np.abs(np.asarray(graph["mask"]) - np.asarray(plain(x)["mask"])).max() > 1e-4  # the view counts
+    assert np.abs(np.asarray(one_view(x)["mask"]) - np.asarray(plain(x)["mask"])).max() > 1e-4  # so does the mirror
 
     save_keras(final, tmp_path / "m.keras")
     export_tflite(final, tmp_path / "m.tflite")
