@@ -143,7 +143,8 @@ class Analyzer:
         part: Future | None = None
         if image_part is None and self.helper is not None:
             part = self.helper.submit(input_check.image_part, pixels)
-        measurements, spacing = measure_lesion(loaded, pred.mask, sha256, self.calibrations)
+        measurements, spacing = measure_lesion(loaded, pred.mask, sha256, self.calibrations,
+                                               one_region=pred.mask_one_region)
         lap("measure")
         assessment = risk.assess(pred, self.bundle)
         lap("risk")

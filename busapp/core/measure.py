@@ -433,19 +433,31 @@ def resolve_spacing_for_box(
 
 
 def measure_lesion(
-    loaded: Any, mask: np.ndarray, sha256: str | None = None, calibrations: CalibrationStore | None = None
+    loaded: Any, mask: np.ndarray, sha256: str | None = None, calibrations: CalibrationStore | None = None,
+    one_region: bool = False,
 ) -> tuple[LesionMeasurements | None, tuple[float, float] | None]:
-    """``measure_image`` plus the (row, col) mm pixel size it used (None: measured in pixels)."""
-    found = _component_crop(np.asarray(mask, bool))
+    """``measure_image`` plus the (row, col) mm pixel size it used (None: measured in pixels).
+
+    ``one_region``: the mask is already one 8-connected region with its holes filled (the card's
+    ``mask_keep: largest``), so the components are not searched again: the same figures, ~1 ms less.
+    """
+    mask = np.asarray(mask, bool)
+    if one_region:
+        box = _bbox(mask)
+        found = None if box is None else (mask[box[0] : box[1], box[2] : box[3]], box[0], box[2])
+    else:
+        found = _component_crop(mask)
     if found is None:
         return None, None
-    crop, y0, x0 = found
-    lesion = np.zeros(np.shape(mask), bool)
-    lesion[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-    spacing, source = resolve_spacing(loaded, lesion, sha256, calibrations)
+    crop, y0, x0 = found  # cropped tight, so its box is the lesion's
+    box = (x0, y0, x0 + crop.shape[1] - 1, y0 + crop.shape[0] - 1)
+    spacing, source = resolve_spacing_for_box(loaded, box, sha256, calibrations)
     if spacing is None:
         return _measure_component(crop, y0, x0, 1.0, 1.0, "px", "px²", None), None
-    return measure_mask(lesion, spacing, source), spacing
+    row_mm, col_mm = (float(v) for v in spacing)
+    if not (math.isfinite(row_mm) and math.isfinite(col_mm) and row_mm > 0 and col_mm > 0):
+        raise ValueError(f"pixel spacing must be positive, got {spacing}")
+    return _measure_component(crop, y0, x0, row_mm, col_mm, "mm", "mm²", source), spacing
 
 
 def measure_image(

@@ -83,6 +83,7 @@ class Prediction:
     model_version: str
     low_confidence: bool
     outline_note: str | None = None  # why no outline is shown although the model may see a region
+    mask_one_region: bool = False  # the mask is one 8-connected region, holes filled (or empty)
 
     @property
     def confidence(self) -> float:
@@ -155,6 +156,7 @@ class Predictor:
             label=b.classes[k],
             probabilities={c: float(p) for c, p in zip(b.classes, probs, strict=True)},
             mask=lesion_mask(mask_prob, lb, b.mask_threshold, b.min_area_fraction, note is not None, b.mask_keep),
+            mask_one_region=note is not None or b.mask_keep == "largest",
             model_name=b.name,
             model_version=b.version,
             low_confidence=bool(probs[k] < b.low_confidence_below),

@@ -406,7 +406,7 @@ def edited_analysis(model: Any, mask: Any, rec: ImageRecord, calibrations: Any =
     from busapp.core.measure import measure_image
     from busapp.gui.viewer import mask_fill_image, mask_outline_path
 
-    prediction = dataclasses.replace(model.prediction, mask=mask)
+    prediction = dataclasses.replace(model.prediction, mask=mask, mask_one_region=False)  # the reader may draw several regions
     if mask.any():
         m = measure_image(rec.loaded, mask, rec.sha256, calibrations)
         fill, outline = mask_fill_image(mask), mask_outline_path(mask)

@@ -223,3 +223,33 @@ def test_breast_lesions_usg_pixel_sizes(data_root) -> None:
         # Breast lesions in this set are millimetres to a few centimetres across.
         assert 1.0 < m.longest_diameter < 120.0, r["id"]
         assert m.perpendicular_diameter <= m.longest_diameter
+
+
+@pytest.mark.parametrize("spacing", [None, (0.08, 0.11)])
+def test_one_region_shortcut_measures_the_same(spacing) -> None:
+    """``measure_lesion(one_region=True)`` on a largest-region mask gives the figures of the full
+    component search, in pixels and in mm."""
+    from busapp.core.measure import measure_lesion
+
+    class Loaded:  # a PNG: no spacing of its own
+        pixel_spacing_mm = None
+        spacing_source = None
+        us_regions: list = []  # noqa: RUF012
+        width, height = 120, 90
+
+    class Store:
+        def get(self, sha):
+            return spacing
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        mask = raster((90, 120), ellipse(*rng.uniform(30, 60, 2), *rng.uniform(5, 25, 2), rng.uniform(0, 3)))
+        mask |= rng.random(mask.shape) > 0.985  # specks, and holes below
+        mask &= rng.random(mask.shape) > 0.01
+        one = largest_component(mask)
+        full, s_full = measure_lesion(Loaded(), mask, "ab" * 32, Store())
+        short, s_short = measure_lesion(Loaded(), one, "ab" * 32, Store(), one_region=True)
+        assert full == short and s_full == s_short == spacing
+        assert full.unit == ("px" if spacing is None else "mm")
+    empty = np.zeros((90, 120), bool)
+    assert measure_lesion(Loaded(), empty, one_region=True) == (None, None)
