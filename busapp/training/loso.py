@@ -43,6 +43,10 @@ RECIPES = {
     # Round 6: R8's site balance with R6's 24 epochs (each of the two gained alone).
     "R9": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, epochs=24,
                   site_balance=True),
+    # Round 7: R8 again with another seed (weights' start, order, augmentation, the balance's draw),
+    # to measure how far one run's gate score moves by chance.
+    "R10": replace(SITE_RECIPE, size=256, augment="domain_marks", normal_oversample=2, site_balance=True,
+                   seed=20261204),
 }
 
 
