@@ -240,6 +240,16 @@ def _chord_at(s: float, hs: np.ndarray, ht: np.ndarray) -> tuple[float, float]:
     return float(ts.min()), float(ts.max())
 
 
+def _scale(spacing_mm: tuple[float, float] | None, spacing_source: str | None) -> tuple[float, float, str, str, str | None]:
+    """(row_mm, col_mm, unit, area unit, source) for ``_measure_component``; None: pixels."""
+    if spacing_mm is None:
+        return 1.0, 1.0, "px", "px²", None
+    row_mm, col_mm = (float(v) for v in spacing_mm)
+    if not (math.isfinite(row_mm) and math.isfinite(col_mm) and row_mm > 0 and col_mm > 0):
+        raise ValueError(f"pixel spacing must be positive, got {spacing_mm}")
+    return row_mm, col_mm, "mm", "mm²", spacing_source
+
+
 def measure_mask(
     mask: np.ndarray,
     spacing_mm: tuple[float, float] | None,
@@ -253,19 +263,11 @@ def measure_mask(
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    if spacing_mm is not None:
-        row_mm, col_mm = (float(v) for v in spacing_mm)
-        if not (math.isfinite(row_mm) and math.isfinite(col_mm) and row_mm > 0 and col_mm > 0):
-            raise ValueError(f"pixel spacing must be positive, got {spacing_mm}")
-        unit, area_unit = "mm", "mm²"
-    else:
-        row_mm = col_mm = 1.0
-        unit, area_unit, spacing_source = "px", "px²", None
-
+    scale = _scale(spacing_mm, spacing_source)  # validated before the mask is searched
     found = _component_crop(mask.astype(bool, copy=False))
     if found is None:
         return None
-    return _measure_component(*found, row_mm, col_mm, unit, area_unit, spacing_source)
+    return _measure_component(*found, *scale)
 
 
 def _measure_component(
@@ -452,12 +454,7 @@ def measure_lesion(
     crop, y0, x0 = found  # cropped tight, so its box is the lesion's
     box = (x0, y0, x0 + crop.shape[1] - 1, y0 + crop.shape[0] - 1)
     spacing, source = resolve_spacing_for_box(loaded, box, sha256, calibrations)
-    if spacing is None:
-        return _measure_component(crop, y0, x0, 1.0, 1.0, "px", "px²", None), None
-    row_mm, col_mm = (float(v) for v in spacing)
-    if not (math.isfinite(row_mm) and math.isfinite(col_mm) and row_mm > 0 and col_mm > 0):
-        raise ValueError(f"pixel spacing must be positive, got {spacing}")
-    return _measure_component(crop, y0, x0, row_mm, col_mm, "mm", "mm²", source), spacing
+    return _measure_component(crop, y0, x0, *_scale(spacing, source)), spacing
 
 
 def measure_image(

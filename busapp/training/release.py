@@ -23,6 +23,7 @@ from busapp.training.data import CLASSES, SITES, SPLIT_FILE, read_split, records
 from busapp.training.loso_eval import (
     LOW_BAND_SENSITIVITY,
     SENSITIVITY_FLOOR,
+    VIEWS,
     OutlineRule,
     fit_stage,
     gate,
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--model-version", default=VERSION, help="the bundle's version (a new network: a new minor version)")
     p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--views", choices=("mirror", "image"), default="mirror",
+    p.add_argument("--views", choices=tuple(VIEWS), default="mirror",
                    help="the graph's test-time views (the held-out outputs predicted with the same views)")
     p.add_argument("--input-check", type=Path, default=None,
                    help="the input check's fitted block (scripts/fit_input_check.py) for the card")
