@@ -15,6 +15,16 @@ PLAN.json: {"runs": {NAME: [fit arguments, without --epochs]}, "epochs": [E, sma
 "zoom_in" (default true) gives every report the enlarged-centre view (``cv-report --zoom-in``);
 false scores image + mirror only, the views a larger input can afford within 40 ms.
 
+A leave-one-site-out round (busnet 2's gate, docs/busnet2-plan.md) comes as
+            {"loso": {"recipes": [R, ...], "sites": [held-out sites; default all three],
+                      "all": [recipes whose all-sites run is trained too]}, "epochs": [E, ...]}
+Run NAME is RECIPE-SITE (RECIPE-all). Each held-out run, once trained, predicts its site's
+development images with both views there (``loso_eval predict``, from the packed data's
+full-size masks), and what comes back per run is its ``loso.json``, config, history and
+held-out outputs (in runs.tar.gz, a few hundred kB each): the gate is read on this machine
+(``loso_eval gate``). The all-sites runs bring their weights back for a release. Epochs other
+than the recipe's own make another recipe: the summary says which were trained.
+
 How fast the machine trains is not known before the call, so the epochs come as a ladder fixed
 in the plan: all runs start with the first; once every run has timed a few epochs, a run that
 would miss the deadline stops them all, and they start again with the largest number of epochs
@@ -27,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -49,13 +60,52 @@ def weights_only(src: Path, dst: Path) -> None:
                 a.copy(a[k], b, name=k)
 
 
+SITES = ("busi", "breast_lesions_usg", "bus_uclm")
+
+
+def fit_commands(plan: dict, data: Path, work: Path) -> dict[str, list[str]]:
+    """{run name: its training command without --epochs}: the plan's cross-validation runs, or
+    the leave-one-site-out runs of its ``loso`` recipes."""
+    if "loso" not in plan:
+        return {name: [*CLI, "fit", "--data", str(data), "--work-dir", str(work / name), *fit_args]
+                for name, fit_args in plan["runs"].items()}
+    loso = plan["loso"]
+    cmds = {}
+    for recipe in loso["recipes"]:
+        for site in loso.get("sites", SITES):
+            cmds[f"{recipe}-{site}"] = [*CLI, "loso-fit", "--recipe", recipe, "--held-out", site, "--data", str(data),
+                                        "--work-dir", str(work / f"{recipe}-{site}")]
+    for recipe in loso.get("all", []):
+        cmds[f"{recipe}-all"] = [*CLI, "loso-fit", "--recipe", recipe, "--data", str(data),
+                                 "--work-dir", str(work / f"{recipe}-all")]
+    return cmds
+
+
+def predict_command(data: Path, run_dir: Path) -> list[str]:
+    """A held-out run's outputs with both test-time views, one after the other."""
+    pred = shlex.join([sys.executable, "-m", "busapp.training.loso_eval", "--data", str(data), "predict"])
+    run = shlex.quote(str(run_dir))
+    return ["bash", "-c", f"{pred} {run} && {pred} --views image {run}"]
+
+
 def launch(runs: dict[str, list[str]], epochs: int, args: argparse.Namespace, env: dict) -> dict:
     procs = {}
-    for name, fit_args in runs.items():
+    for name, cmd in runs.items():
         log = open(args.work / f"{name}.log", "w")  # the child writes to it until it ends
-        procs[name] = subprocess.Popen([*CLI, "fit", "--data", str(args.data), "--work-dir", str(args.work / name),
-                                        "--epochs", str(epochs), *fit_args], stdout=log, stderr=subprocess.STDOUT, env=env)
+        procs[name] = subprocess.Popen([*cmd, "--epochs", str(epochs)], stdout=log, stderr=subprocess.STDOUT, env=env)
     return procs
+
+
+def start_predictions(plan: dict, procs: dict, predicting: dict, args: argparse.Namespace, env: dict) -> None:
+    """Held-out runs that finished training start predicting at once, while the others train."""
+    if "loso" not in plan:
+        return
+    for name, pr in procs.items():
+        if name in predicting or name.endswith("-all") or pr.poll() != 0:
+            continue
+        log = open(args.work / f"{name}.predict.log", "w")
+        predicting[name] = subprocess.Popen(predict_command(args.data, args.work / name), stdout=log,
+                                            stderr=subprocess.STDOUT, env=env)
 
 
 def measure_pace(work: Path, procs: dict, start: float, seen: dict) -> dict[str, tuple[float, float]]:
@@ -110,13 +160,16 @@ def main() -> int:
     summary: dict = {"runs": {}, "reports": {}, "epochs_tried": [], "pace_s": {}}
     stop_at = t0 + args.deadline - args.report_seconds
     ladder = list(plan["epochs"])
+    commands = fit_commands(plan, args.data, args.work)
+    predicting: dict = {}
     while True:
         epochs = ladder.pop(0)
         summary["epochs_tried"].append(epochs)
-        procs, start, seen, pace = launch(plan["runs"], epochs, args, env), time.time(), {}, {}
+        procs, start, seen, pace = launch(commands, epochs, args, env), time.time(), {}, {}
         missed = False
         while any(pr.poll() is None for pr in procs.values()) and time.time() < stop_at and not missed:
             time.sleep(5)
+            start_predictions(plan, procs, predicting, args, env)
             pace = measure_pace(args.work, procs, start, seen)
             missed = bool(ladder) and len(pace) == len(procs) and start + finish(pace, epochs) > stop_at
         summary["pace_s"][epochs] = pace  # (seconds before the first epoch, seconds per epoch) by run
@@ -125,7 +178,11 @@ def main() -> int:
         for pr in procs.values():
             pr.kill()
             pr.wait()
-        for name in plan["runs"]:
+        for pr in predicting.values():
+            pr.kill()
+            pr.wait()
+        predicting.clear()
+        for name in commands:
             shutil.rmtree(args.work / name, ignore_errors=True)
         left = stop_at - time.time()
         ladder = [e for e in ladder if finish(pace, e) < left][:1] or ladder[-1:]
@@ -140,6 +197,14 @@ def main() -> int:
         summary["runs"][name] = {"rc": rc, "done": done, **({"best": json.loads(best.read_text())} if done else {})}
     print(f"fits over at {time.time() - t0:.0f} s: "
           f"{sum(r['done'] for r in summary['runs'].values())}/{len(procs)} done", flush=True)
+    start_predictions(plan, procs, predicting, args, env)
+    while any(pr.poll() is None for pr in predicting.values()) and time.time() < t0 + args.deadline:
+        time.sleep(2)
+    for name, pr in predicting.items():
+        if pr.poll() is None:
+            pr.kill()
+        rc = pr.wait()
+        summary["runs"][name]["predicted"] = rc == 0 and (args.work / name / "held_out_image.npz").exists()
 
     reports = {}
     for name, runs in plan.get("reports", {}).items():
@@ -160,12 +225,13 @@ def main() -> int:
         if rc != 0:
             (args.work / "reports" / f"{name}.json").unlink()
 
-    for name in plan.get("bring_back", []):
+    bring_back = plan.get("bring_back", []) + [n for n in commands if "loso" in plan and n.endswith("-all")]
+    for name in bring_back:
         if summary["runs"].get(name, {}).get("done"):
             weights_only(args.work / name / "best.weights.h5", args.out / f"{name}.weights.h5")
     with tarfile.open(args.out / "runs.tar.gz", "w:gz") as tar:
         for f in sorted(args.work.rglob("*")):
-            if f.is_file() and (f.suffix in (".json", ".log", ".csv", ".err")):
+            if f.is_file() and (f.suffix in (".json", ".log", ".csv", ".err", ".npz")) and "cache" not in f.parts:
                 tar.add(f, arcname=str(f.relative_to(args.work)))
     summary["seconds"] = round(time.time() - t0)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))

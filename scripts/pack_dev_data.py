@@ -4,9 +4,9 @@
 
 The device machine gets a 64 MiB working tree; the data sets are ~130 MB, and even as 8-bit
 grey PNGs their train + val images take ~100 MB. The pack holds what training reads instead:
-each image's letterboxed uint8 input at one size, its bit-packed mask and its size (~31 MiB at
-256 px), with the manifests. ``busapp-train fit`` and ``cv-report`` take it as ``--data`` and get
-the same arrays as from the images (checked here). Test images are left out: they stay on
+each image's letterboxed uint8 input at one size, its bit-packed mask, its size and its
+full-size mask as runs, with the manifests. ``busapp-train fit``, ``loso-fit``, ``cv-report`` and
+``loso_eval predict`` take it as ``--data`` and get the same arrays as from the images (checked here). Test images are left out: they stay on
 this machine, where ``finalize`` measures the bundle.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from busapp.training.data import default_data_root, records_for
+from busapp.training.data import SITES, default_data_root, records_for
 from busapp.training.dataset import build_arrays, pack_arrays
 
 
@@ -28,7 +28,9 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=None)
     args = p.parse_args()
     root = args.data or default_data_root()
-    records = records_for("train", root) + records_for("val", root)
+    # Every site's development images: busnet 1.x's cross-validation reads two of them, busnet 2's
+    # leave-one-site-out runs train on two and predict the third.
+    records = records_for("train", root, datasets=SITES) + records_for("val", root, datasets=SITES)
     path = pack_arrays(root, records, args.size, args.out)
     check = records[:: max(1, len(records) // 40)]  # every ~40th record: the pack loads as the images do
     for a, b in zip(build_arrays(args.out, check, args.size), build_arrays(root, check, args.size), strict=True):

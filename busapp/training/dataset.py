@@ -34,7 +34,7 @@ def build_arrays(data_root: Path, records: list[Record], size: int) -> tuple[np.
             if missing:
                 raise ValueError(f"{packed_path(data_root, size)} lacks {len(missing)} records, e.g. {missing[0]}")
             idx = np.array([row[r.key] for r in records], np.int64)
-            xs = scale_intensity(z["x"][idx])[..., None]
+            xs = scale_intensity(_packed_inputs(z, idx))[..., None]
             ms = np.unpackbits(z["m"][idx], axis=-1, count=size).astype(np.float32)[..., None]
         return xs, ms, ys
     xs = np.empty((len(records), size, size, 1), np.float32)
@@ -60,26 +60,83 @@ def image_sizes(data_root: Path, records: list[Record], size: int) -> list[tuple
     return out
 
 
+def _png(a: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _packed_inputs(z, idx: np.ndarray) -> np.ndarray:
+    """The packed uint8 inputs of rows ``idx``: one PNG each (lossless, a fifth smaller than the
+    array deflated, which is what lets every site's images fit a lent machine's working tree)."""
+    if "x" in z.files:  # a pack written before the PNGs
+        return z["x"][idx]
+    import io
+
+    data, starts = z["x_png"], z["x_png_starts"]
+    return np.stack([np.asarray(Image.open(io.BytesIO(data[starts[i] : starts[i + 1]].tobytes())).convert("L"))
+                     for i in idx])
+
+
+def _mask_runs(mask: np.ndarray) -> np.ndarray:
+    """Where a row-major flattened bool mask changes value (int32): a blob's outline in a few kB."""
+    flat = np.concatenate([[False], np.asarray(mask, bool).ravel(), [False]])
+    return np.flatnonzero(flat[1:] != flat[:-1]).astype(np.int32)
+
+
+def _mask_from_runs(runs: np.ndarray, width: int, height: int) -> np.ndarray:
+    flat = np.zeros(width * height + 1, np.int8)
+    np.add.at(flat, runs[0::2], 1)
+    np.add.at(flat, runs[1::2], -1)
+    return (np.cumsum(flat[:-1]) > 0).reshape(height, width)
+
+
+def full_masks(data_root: Path, records: list[Record], size: int) -> list[np.ndarray]:
+    """Each record's lesion mask at the image's own size (bool), from the mask files or from a
+    packed data root: what a Dice at original resolution is measured against."""
+    path = packed_path(data_root, size)
+    if not path.exists():
+        return [load_mask(data_root, r, (h, w)) for r, (w, h) in zip(records, image_sizes(data_root, records, size),
+                                                                      strict=True)]
+    with np.load(path) as z:
+        if "runs" not in z.files:
+            raise ValueError(f"{path} holds no full-size masks: pack it again (scripts/pack_dev_data.py)")
+        row = {k: i for i, k in enumerate(z["keys"])}
+        starts, runs, wh = z["run_starts"], z["runs"], z["wh"]
+        out = []
+        for r in records:
+            i = row[r.key]
+            out.append(_mask_from_runs(runs[starts[i] : starts[i + 1]], *wh[i]))
+    return out
+
+
 def pack_arrays(data_root: Path, records: list[Record], size: int, out_root: Path) -> Path:
     """Write a packed data root for ``records``: the manifests, each image's letterboxed input as
-    uint8, its mask (bit-packed) and its size. ``build_arrays`` then gives the same arrays."""
+    uint8, its mask (bit-packed), its size and its full-size mask (as runs). ``build_arrays``,
+    ``image_sizes`` and ``full_masks`` then give the same arrays as from the images."""
     import shutil
 
     from busapp.core.preprocess import INTENSITY_OFFSET, INTENSITY_SCALE
-    from busapp.training.data import DATASETS
+    from busapp.training.data import SITES
 
     x, m, _ = build_arrays(data_root, records, size)
     # The preprocessing scales uint8 pixels, so its output maps back to them exactly.
     u8 = np.rint(x[..., 0] * INTENSITY_SCALE + INTENSITY_OFFSET).astype(np.uint8)
     if not np.array_equal(scale_intensity(u8), x[..., 0]):
         raise ValueError("the model inputs are not scaled 8-bit pixels: they cannot be packed")
-    for d in DATASETS:
+    for d in SITES:  # every manifest, so each split reads from the pack as from the data
         (out_root / d).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data_root / d / "manifest.csv", out_root / d / "manifest.csv")
     path = packed_path(out_root, size)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, keys=np.array([r.key for r in records]), x=u8, m=np.packbits(m[..., 0] > 0.5, axis=-1),
-                        wh=np.array(image_sizes(data_root, records, size), np.int64))
+    runs = [_mask_runs(mask) for mask in full_masks(data_root, records, size)]
+    pngs = [_png(a) for a in u8]
+    np.savez_compressed(tmp, keys=np.array([r.key for r in records]), m=np.packbits(m[..., 0] > 0.5, axis=-1),
+                        x_png=np.frombuffer(b"".join(pngs), np.uint8), x_png_starts=np.cumsum([0, *map(len, pngs)]),
+                        wh=np.array(image_sizes(data_root, records, size), np.int64),
+                        runs=np.concatenate(runs), run_starts=np.cumsum([0, *map(len, runs)]))
     tmp.replace(path)
     return path
 

@@ -22,7 +22,7 @@ from busapp.core.lesion_features import FEATURE_NAMES, lesion_features
 from busapp.core.measure import largest_component
 from busapp.core.predictor import region_share as letterbox_share
 from busapp.core.preprocess import mask_from_output
-from busapp.training.data import CLASSES, SITES, SPLIT_FILE, Record, load_image, load_mask, records_for
+from busapp.training.data import CLASSES, SITES, SPLIT_FILE, Record, records_for
 from busapp.training.metrics import auc, dice_iou, expected_calibration_error
 
 SENSITIVITY_FLOOR = 0.92
@@ -49,7 +49,7 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path, mirror: b
     ``mirror=False`` the image alone), with each image's second-stage features and its Dice at
     original resolution (the raw mask, no rule)."""
     from busapp.core.preprocess import letterbox_geometry
-    from busapp.training.dataset import build_arrays
+    from busapp.training.dataset import build_arrays, full_masks, image_sizes
     from busapp.training.members import load_member, member_outputs
 
     member = load_member(run_dir, 0)
@@ -58,10 +58,11 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path, mirror: b
     mask_logits, logits = member_outputs(member, x, mirror=mirror)
     prob = 1 / (1 + np.exp(-mask_logits[..., 0]))
     u8 = np.rint(x[..., 0] * 128.0 + 127.0)
+    # Sizes and full-size masks come from the images, or from a packed data root (a lent GPU machine).
+    sizes, truths = image_sizes(data_root, records, size), full_masks(data_root, records, size)
     feats, dice, dice_largest, area, region_share = [], [], [], [], []
     for i, rec in enumerate(records):
-        img = load_image(data_root, rec)
-        lb = letterbox_geometry(img.shape[1], img.shape[0], size)
+        lb = letterbox_geometry(*sizes[i], size)
         region = (lb.pad_y, lb.pad_y + lb.scaled_height, lb.pad_x, lb.pad_x + lb.scaled_width)
         feats.append(lesion_features(u8[i], prob[i], region))
         pred = mask_from_output(prob[i], lb, 0.5)
@@ -71,7 +72,7 @@ def run_outputs(run_dir: Path, records: list[Record], data_root: Path, mirror: b
             dice.append(np.nan)
             dice_largest.append(np.nan)
         else:
-            truth = load_mask(data_root, rec, img.shape)
+            truth = truths[i]
             dice.append(dice_iou(pred, truth)[0])
             dice_largest.append(dice_iou(largest_component(pred), truth)[0])
     return {

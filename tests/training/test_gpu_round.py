@@ -63,3 +63,39 @@ def test_report_views_follow_the_plan(gpu_round, tmp_path):
     cmd = gpu_round.report_command(plan_e, tmp_path, runs)
     assert "--zoom-in" not in cmd and cmd[cmd.index("--work-dir") + 1] == str(runs[0])
     assert all("--size" in a and a[a.index("--size") + 1] == "320" for a in plan_e["runs"].values())
+
+
+def test_loso_plan_names_one_run_per_recipe_and_site(gpu_round, tmp_path):
+    plan = {"loso": {"recipes": ["R13", "R14"], "all": ["R13"]}, "epochs": [24]}
+    cmds = gpu_round.fit_commands(plan, tmp_path / "pack", tmp_path / "work")
+    assert sorted(cmds) == sorted([f"{r}-{s}" for r in ("R13", "R14") for s in gpu_round.SITES] + ["R13-all"])
+    held = cmds["R14-bus_uclm"]
+    assert held[held.index("--recipe") + 1] == "R14" and held[held.index("--held-out") + 1] == "bus_uclm"
+    assert held[held.index("--work-dir") + 1] == str(tmp_path / "work" / "R14-bus_uclm")
+    assert "--held-out" not in cmds["R13-all"] and "loso-fit" in cmds["R13-all"]
+    # a plan of cross-validation runs is read as before
+    cv = gpu_round.fit_commands({"runs": {"a": ["--fold", "0"]}}, tmp_path, tmp_path / "w")
+    assert cv["a"][-2:] == ["--fold", "0"] and "fit" in cv["a"]
+
+
+@pytest.mark.slow
+def test_predict_command_gives_both_views_from_a_pack(gpu_round, tmp_path, data_root):
+    """What a lent machine runs after each held-out fit, on the packed data it has instead of images."""
+    pytest.importorskip("tensorflow")
+    import subprocess
+    from dataclasses import replace
+
+    from busapp.training.data import records_for
+    from busapp.training.dataset import pack_arrays
+    from busapp.training.loso import SITE_RECIPE, loso_fit
+    from busapp.training.loso_eval import load_outputs
+
+    run = tmp_path / "R-busi"
+    loso_fit("busi", data_root, run, replace(SITE_RECIPE, size=32, epochs=1, batch_size=4), limit=8, run_eagerly=True)
+    dev = [r for s in ("train", "val") for r in records_for(s, data_root, datasets=("busi",))]
+    pack_arrays(data_root, dev, 32, tmp_path / "pack")
+    done = subprocess.run(gpu_round.predict_command(tmp_path / "pack", run), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    mirror, image = load_outputs(run / "held_out.npz"), load_outputs(run / "held_out_image.npz")
+    assert len(mirror["keys"]) == len(image["keys"]) == len(dev) and set(mirror["sites"]) == {"busi"}
+    assert not np.allclose(mirror["logits"], image["logits"])

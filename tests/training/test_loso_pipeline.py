@@ -38,6 +38,16 @@ def test_tiny_round_gives_a_bundle_the_app_runs(tmp_path, data_root, sample_imag
         out = load_outputs(d / "held_out.npz")
         assert set(out["sites"]) == {site} and out["features"].shape == (60, 12)
         held.append(d)
+    # A packed data root (a lent GPU machine predicts from it) gives the same held-out outputs.
+    from busapp.training.data import records_for
+    from busapp.training.dataset import pack_arrays
+    from busapp.training.loso_eval import run_outputs
+
+    recs = [r for s in ("train", "val") for r in records_for(s, data_root, datasets=(SITES[0],))][:12]
+    pack_arrays(data_root, recs, 32, tmp_path / "pack")
+    packed, direct = run_outputs(held[0], recs, tmp_path / "pack"), run_outputs(held[0], recs, data_root)
+    for k in direct:
+        np.testing.assert_array_equal(packed[k], direct[k], err_msg=k)
     per_site = {json.loads((d / "loso.json").read_text())["held_out"]: load_outputs(d / "held_out.npz") for d in held}
     g = gate(per_site, "P1")
     for site, out in per_site.items():
