@@ -47,6 +47,10 @@ from pathlib import Path
 
 import h5py
 
+# Run as a script from anywhere: the project's own modules (the site names) from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from busapp.training.data import SITES
+
 CLI = [sys.executable, "-m", "busapp.training.cli"]
 
 
@@ -58,9 +62,6 @@ def weights_only(src: Path, dst: Path) -> None:
         for k in a:
             if k != "optimizer":
                 a.copy(a[k], b, name=k)
-
-
-SITES = ("busi", "breast_lesions_usg", "bus_uclm")
 
 
 def fit_commands(plan: dict, data: Path, work: Path) -> dict[str, list[str]]:
@@ -231,7 +232,8 @@ def main() -> int:
             weights_only(args.work / name / "best.weights.h5", args.out / f"{name}.weights.h5")
     with tarfile.open(args.out / "runs.tar.gz", "w:gz") as tar:
         for f in sorted(args.work.rglob("*")):
-            if f.is_file() and (f.suffix in (".json", ".log", ".csv", ".err", ".npz")) and "cache" not in f.parts:
+            if f.is_file() and f.suffix in (".json", ".log", ".csv", ".err", ".npz") \
+                    and "cache" not in f.relative_to(args.work).parts:
                 tar.add(f, arcname=str(f.relative_to(args.work)))
     summary["seconds"] = round(time.time() - t0)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
